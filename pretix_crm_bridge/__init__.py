@@ -1,0 +1,1 @@
+from pretix_integrations_core import __version__  # NOQA: F401

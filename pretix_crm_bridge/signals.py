@@ -1,0 +1,1 @@
+"""Signal receivers of pretix_crm_bridge; they delegate to the modules that do the work."""

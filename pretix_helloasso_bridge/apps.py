@@ -1,0 +1,31 @@
+from django.utils.translation import gettext_lazy as _
+
+from pretix_integrations_core import __version__
+
+try:
+    from pretix.base.plugins import PLUGIN_LEVEL_EVENT, PluginConfig
+except ImportError:
+    raise RuntimeError("Please use pretix 2026.8 or above to run this plugin!")
+
+
+class HelloAssoBridgeApp(PluginConfig):
+    default = True
+    name = "pretix_helloasso_bridge"
+    verbose_name = _("HelloAsso bridge")
+
+    class PretixPluginMeta:
+        name = _("HelloAsso bridge")
+        author = "pretix-fr-integrations"
+        version = __version__
+        category = "INTEGRATION"
+        description = _(
+            "Import a HelloAsso form (rates, custom fields, orders and refunds) into this event, so that you can "
+            "sell on HelloAsso and still run check-in, lists and exports in pretix."
+        )
+        visible = True
+        restricted = False
+        level = PLUGIN_LEVEL_EVENT
+        compatibility = "pretix>=2026.8.0"
+
+    def ready(self):
+        from . import signals  # NOQA

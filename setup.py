@@ -1,0 +1,50 @@
+import os
+import re
+
+from setuptools import find_packages, setup
+
+here = os.path.abspath(os.path.dirname(__file__))
+with open(os.path.join(here, "pretix_integrations_core", "__init__.py"), encoding="utf-8") as f:
+    version = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+with open(os.path.join(here, "README.md"), encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="pretix-fr-integrations",
+    version=version,
+    description="pretix plugins for French event organisers: Sortir! social tariff, HelloAsso bridge, CRM bridge",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pretix_integrations_core*", "pretix_sortir*", "pretix_helloasso_bridge*", "pretix_crm_bridge*"]),
+    include_package_data=True,
+    install_requires=[
+        "pretix>=2026.8.0,<2027",
+        "requests>=2.31",
+        "cryptography>=42",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-django>=4.8",
+            "freezegun>=1.5",
+            "flake8>=7",
+            "isort>=5.13",
+            "psycopg2-binary>=2.9",
+        ],
+    },
+    entry_points="""
+[pretix.plugin]
+pretix_integrations_core=pretix_integrations_core:PretixPluginMeta
+pretix_sortir=pretix_sortir:PretixPluginMeta
+pretix_helloasso_bridge=pretix_helloasso_bridge:PretixPluginMeta
+pretix_crm_bridge=pretix_crm_bridge:PretixPluginMeta
+""",
+    classifiers=[
+        "Framework :: Django",
+        "Programming Language :: Python :: 3.11",
+        "Natural Language :: French",
+        "Natural Language :: English",
+    ],
+)
