@@ -11,8 +11,14 @@ recorded (method, path, query, headers, raw body). Faults can be scripted per ro
     server.fail_next(status=429, headers={"Retry-After": "2"})
 
 Subclasses declare routes with the :func:`route` decorator; handlers get a :class:`Request` and return
-a :class:`Response` (use :func:`json_response`, :func:`text_response`).
+a :class:`Response` (use :func:`json_response`, :func:`text_response`, :func:`redirect_response`).
+
+Fakes that send webhooks use :func:`deliver`, which POSTs with the standard library only (no redirects
+followed, no pretix outbound guard involved) and returns a :class:`Delivery`.
 """
+import base64
+import binascii
+import http.client
 import json
 import re
 import socket
@@ -54,6 +60,26 @@ class Request:
                 return v
         return default
 
+    @property
+    def bearer(self):
+        """The token of an ``Authorization: Bearer <token>`` header, or None."""
+        scheme, _, token = (self.header("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return token.strip() or None
+
+    @property
+    def basic_auth(self):
+        """``(user, password)`` of an ``Authorization: Basic`` header, or None."""
+        scheme, _, value = (self.header("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return (user, password) if sep else None
+
 
 @dataclass
 class Response:
@@ -72,6 +98,44 @@ def text_response(text, status=200, headers=None, content_type="text/plain; char
     h = {"Content-Type": content_type}
     h.update(headers or {})
     return Response(status, text.encode(), h)
+
+
+def redirect_response(location, status=302, headers=None):
+    return Response(status, b"", {"Location": location, **(headers or {})})
+
+
+@dataclass
+class Delivery:
+    """A webhook request sent by a fake service, and what the receiver answered."""
+    url: str
+    request_headers: dict
+    request_body: bytes
+    status: int = None
+    headers: dict = field(default_factory=dict)
+    body: bytes = b""
+    error: str = None
+
+    @property
+    def ok(self):
+        return self.status is not None and 200 <= self.status < 300
+
+
+def deliver(url, body: bytes, headers=None, method="POST", timeout=10.0) -> Delivery:
+    """Send ``body`` exactly as given (the bytes that were signed). Never raises for HTTP or network errors."""
+    headers = dict(headers or {})
+    result = Delivery(url, headers, body)
+    parts = urlsplit(url)
+    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = conn_class(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request(method, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers)
+        resp = conn.getresponse()
+        result.status, result.headers, result.body = resp.status, dict(resp.getheaders()), resp.read()
+    except (OSError, http.client.HTTPException) as e:
+        result.error = f"{type(e).__name__}: {e}"
+    finally:
+        conn.close()
+    return result
 
 
 @dataclass
