@@ -1,11 +1,22 @@
 """Signal receivers of pretix_sortir; they delegate to the modules that do the work."""
 from django.dispatch import receiver
 from django.urls import reverse
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
-from pretix.control.signals import nav_organizer
+from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
+from pretix.base.signals import (
+    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_paid, order_placed, order_reactivated, periodic_task,
+    register_notification_types, validate_order,
+)
+from pretix.control.signals import item_forms, nav_organizer
+from pretix.presale.signals import question_form_fields, question_form_fields_overrides
 
 from . import config  # NOQA: F401 - registers the settings defaults
+from . import lifecycle
+from .checkout import FIELD_NAME, RequestBinding, card_field_for
+from .holds import requires_card
+from .notifications import ACTION_CONFIG_PROBLEM, AprasConfigurationProblem
+from .products import SortirItemForm, copy_item_flags
 
 
 @receiver(nav_organizer, dispatch_uid="pretix_sortir_nav_organizer")
@@ -20,3 +31,119 @@ def nav_organizer_settings(sender, request, organizer, **kwargs):
         and request.resolver_match.namespace == "plugins:pretix_sortir",
         "icon": "ticket",
     }]
+
+
+# -- products --------------------------------------------------------------------------------------
+
+@receiver(item_forms, dispatch_uid="pretix_sortir_item_forms")
+def product_form(sender, request, item, **kwargs):
+    return SortirItemForm(event=sender, item=item, data=request.POST if request.method == "POST" else None, prefix="sortir")
+
+
+@receiver(item_copy_data, dispatch_uid="pretix_sortir_item_copy")
+def copy_product(sender, source, target, **kwargs):
+    copy_item_flags(source, target, sender)
+
+
+@receiver(event_copy_data, dispatch_uid="pretix_sortir_event_copy")
+def copy_event(sender, other, item_map, variation_map, **kwargs):
+    for old_pk, new_item in item_map.items():
+        copy_item_flags(other.items.get(pk=old_pk), new_item, sender, variation_map=variation_map)
+
+
+# -- checkout --------------------------------------------------------------------------------------
+
+@receiver(question_form_fields, dispatch_uid="pretix_sortir_question_form_fields")
+def card_question(sender, position, **kwargs):
+    if not requires_card(position.item, position.variation):
+        return {}
+    field = card_field_for(sender, position)
+    return {FIELD_NAME: field} if field else {}
+
+
+@receiver(question_form_fields_overrides, dispatch_uid="pretix_sortir_question_form_overrides")
+def card_question_request(sender, position, request, **kwargs):
+    return {FIELD_NAME: {"validators": [RequestBinding(request)]}}
+
+
+@receiver(validate_order, dispatch_uid="pretix_sortir_validate_order")
+def check_cards_before_order(sender, positions, **kwargs):
+    lifecycle.check_cart_before_order(sender, positions)
+
+
+# -- order lifecycle -------------------------------------------------------------------------------
+
+@receiver(order_placed, dispatch_uid="pretix_sortir_order_placed")
+def on_order_placed(sender, order, **kwargs):
+    lifecycle.bind_order(order)
+
+
+@receiver(order_paid, dispatch_uid="pretix_sortir_order_paid")
+def on_order_paid(sender, order, **kwargs):
+    lifecycle.mark_paid(order)
+
+
+@receiver(order_canceled, dispatch_uid="pretix_sortir_order_canceled")
+def on_order_canceled(sender, order, **kwargs):
+    lifecycle.release_order(order, "canceled")
+
+
+@receiver(order_expired, dispatch_uid="pretix_sortir_order_expired")
+def on_order_expired(sender, order, **kwargs):
+    lifecycle.release_order(order, "expired")
+
+
+@receiver(order_denied, dispatch_uid="pretix_sortir_order_denied")
+def on_order_denied(sender, order, **kwargs):
+    lifecycle.release_order(order, "denied")
+
+
+@receiver(order_changed, dispatch_uid="pretix_sortir_order_changed")
+def on_order_changed(sender, order, **kwargs):
+    lifecycle.release_changed_positions(order)
+
+
+@receiver(order_reactivated, dispatch_uid="pretix_sortir_order_reactivated")
+def on_order_reactivated(sender, order, **kwargs):
+    lifecycle.reactivate_order(order)
+
+
+@receiver(periodic_task, dispatch_uid="pretix_sortir_periodic")
+def periodic(sender, **kwargs):
+    from .tasks import retry_due_grants
+    retry_due_grants.apply_async()
+
+
+@receiver(register_notification_types, dispatch_uid="pretix_sortir_notification_types")
+def notification_types(sender, **kwargs):
+    return [AprasConfigurationProblem(sender)]
+
+
+# -- log display -----------------------------------------------------------------------------------
+
+class SortirOrderLogEntryType(OrderLogEntryType):
+    def display(self, logentry, data):
+        return str(self.plain).format(position=data.get("position") or "?", last4=data.get("last4", ""),
+                                      reason=data.get("reason", ""), error=data.get("error", ""),
+                                      grant_id=data.get("grant_id", ""))
+
+
+log_entry_types.new_from_dict({
+    lifecycle.LOG_PREFIX + "validated": _("Sortir! card •••• {last4} validated for ticket #{position}."),
+    lifecycle.LOG_PREFIX + "grant_pending": _("Sortir! grant for card •••• {last4} (ticket #{position}) queued."),
+    lifecycle.LOG_PREFIX + "grant_skipped_testmode": _("Test mode: no Sortir! grant sent for card •••• {last4} (ticket #{position})."),
+    lifecycle.LOG_PREFIX + "used": _("Sortir! grant sent to APRAS for card •••• {last4} (ticket #{position}, APRAS id {grant_id})."),
+    lifecycle.LOG_PREFIX + "grant_retry": _("Sortir! grant for card •••• {last4} (ticket #{position}) failed and will be retried: {error}"),
+    lifecycle.LOG_PREFIX + "grant_unknown": _("Sortir! grant for card •••• {last4} (ticket #{position}): no answer from APRAS, "
+                                              "the outcome is unknown. Check with APRAS before sending it again. {error}"),
+    lifecycle.LOG_PREFIX + "grant_failed": _("Sortir! grant for card •••• {last4} (ticket #{position}) failed: {error}"),
+    lifecycle.LOG_PREFIX + "grant_resend": _("Sortir! grant for card •••• {last4} sent again on request."),
+    lifecycle.LOG_PREFIX + "released": _("Sortir! card •••• {last4} of ticket #{position} released ({reason})."),
+    lifecycle.LOG_PREFIX + "retaken": _("Sortir! card •••• {last4} of ticket #{position} taken back after reactivation."),
+    lifecycle.LOG_PREFIX + "retake_failed": _("Sortir! card •••• {last4} of ticket #{position} could not be taken back: "
+                                              "it is now used by another order. Please contact the buyer."),
+})(SortirOrderLogEntryType)
+
+@log_entry_types.new(ACTION_CONFIG_PROBLEM, pgettext_lazy("sortir", "Sortir!: APRAS refused the token or is not configured."))
+class SortirConfigProblemLogEntryType(EventLogEntryType):
+    pass

@@ -1,0 +1,195 @@
+"""
+Checking a card and binding it to one cart position (a *hold*), with the abuse and fault rules.
+
+The same code serves the live check in the page and the authoritative check when the questions step
+is submitted, so a card checked live is not sent to APRAS a second time.
+"""
+import logging
+import re
+
+from django.db import IntegrityError, transaction
+from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
+
+from pretix_integrations_core import crypto
+from pretix_integrations_core.breaker import shared_cache
+from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError, ServiceNotFound
+
+from .config import apras_client
+from .models import CardUsage, SortirProduct
+
+logger = logging.getLogger(__name__)
+
+CARD_RE = re.compile(r"^\d{10}$")
+DIGEST_PURPOSE = "sortir-card"
+UNKNOWN_TTL = 300
+FAILURE_WINDOW = 300
+MAX_FAILURES = 10
+
+
+class CardError(Exception):
+    FORMAT = "format"
+    UNKNOWN = "unknown"
+    ALREADY_USED = "already_used"
+    DUPLICATE_IN_CART = "duplicate_in_cart"
+    UNAVAILABLE = "unavailable"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+
+    MESSAGES = {
+        FORMAT: _("A Sortir! card number has 10 digits."),
+        UNKNOWN: _("This Sortir! card is unknown or not eligible. Please check the number."),
+        ALREADY_USED: _("This Sortir! card has already been used for this event."),
+        DUPLICATE_IN_CART: _("This Sortir! card is already used for another ticket in your cart. Each ticket needs its own card."),
+        UNAVAILABLE: _("The Sortir! card check is temporarily unavailable. Please try again in a few minutes."),
+        TOO_MANY_ATTEMPTS: _("Too many unsuccessful attempts. Please wait a few minutes before trying again."),
+    }
+
+    def __init__(self, code):
+        self.code = code
+        super().__init__(str(self.MESSAGES[code]))
+
+
+def normalize(raw) -> str:
+    card = re.sub(r"[\s\-]", "", str(raw or ""))
+    if not CARD_RE.match(card):
+        raise CardError(CardError.FORMAT)
+    return card
+
+
+def digest(card: str) -> str:
+    return crypto.keyed_digest(card, DIGEST_PURPOSE)
+
+
+def requires_card(item, variation) -> bool:
+    flags = getattr(item, "_sortir_flags", None)
+    if flags is None:
+        flags = item._sortir_flags = {p.variation_id for p in SortirProduct.objects.filter(item=item)}
+    return None in flags or (variation is not None and variation.pk in flags)
+
+
+def date_key(position) -> int:
+    return position.subevent_id or 0
+
+
+# -- abuse controls (cache-based; work on pretix's dummy cache through the per-process fallback) -------
+
+def _failure_key(client_ip):
+    return f"pretix_sortir:failures:{client_ip}"
+
+
+def too_many_failures(client_ip) -> bool:
+    return bool(client_ip) and (shared_cache().get(_failure_key(client_ip)) or 0) >= MAX_FAILURES
+
+
+def count_failure(client_ip):
+    if not client_ip:
+        return
+    cache = shared_cache()
+    cache.add(_failure_key(client_ip), 0, timeout=FAILURE_WINDOW)
+    try:
+        cache.incr(_failure_key(client_ip))
+    except ValueError:
+        cache.set(_failure_key(client_ip), 1, timeout=FAILURE_WINDOW)
+
+
+def _unknown_key(organizer_id, card_digest):
+    return f"pretix_sortir:unknown:{organizer_id}:{card_digest}"
+
+
+# -- holds ---------------------------------------------------------------------------------------------
+
+def _conflicting(event, position, card_digest):
+    return CardUsage.objects.filter(
+        event=event, date_key=date_key(position), card_digest=card_digest, state__in=CardUsage.ACTIVE_STATES,
+    ).exclude(cart_position=position).select_related("cart_position").first()
+
+
+def _is_stale(usage) -> bool:
+    """A hold whose cart is gone or expired frees its card."""
+    if usage.state != CardUsage.HELD:
+        return False
+    cp = usage.cart_position
+    return cp is None or (cp.expires is not None and cp.expires < now())
+
+
+def current_hold(position):
+    return CardUsage.objects.filter(cart_position=position, state=CardUsage.HELD).first()
+
+
+def release(queryset, erase=True):
+    """Free the cards of these usages; with ``erase`` their secrets are erased at once."""
+    fields = {"service_key_secret": "", "holder_name_secret": ""} if erase else {}
+    return queryset.update(state=CardUsage.RELEASED, updated=now(), **fields)
+
+
+def release_hold_of(position):
+    release(CardUsage.objects.filter(cart_position=position, state=CardUsage.HELD))
+
+
+def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
+    """Check ``raw_card`` and bind it to ``position`` (a CartPosition). Raises CardError."""
+    card = normalize(raw_card)
+    card_digest = digest(card)
+    existing = current_hold(position)
+    if existing and existing.card_digest == card_digest:
+        return existing  # already checked: no second APRAS call
+
+    if too_many_failures(client_ip):
+        raise CardError(CardError.TOO_MANY_ATTEMPTS)
+
+    other = _conflicting(event, position, card_digest)
+    if other is not None:
+        if _is_stale(other):
+            release(CardUsage.objects.filter(pk=other.pk))
+        elif other.state == CardUsage.HELD and other.cart_id and other.cart_id == position.cart_id:
+            raise CardError(CardError.DUPLICATE_IN_CART)
+        else:
+            count_failure(client_ip)
+            raise CardError(CardError.ALREADY_USED)
+
+    cache = shared_cache()
+    organizer = event.organizer
+    if cache.get(_unknown_key(organizer.pk, card_digest)):
+        count_failure(client_ip)
+        raise CardError(CardError.UNKNOWN)
+
+    try:
+        result = apras_client(organizer).check_card(card)
+    except ServiceNotFound:
+        cache.set(_unknown_key(organizer.pk, card_digest), 1, timeout=UNKNOWN_TTL)
+        count_failure(client_ip)
+        raise CardError(CardError.UNKNOWN)
+    except ServiceConfigurationError as e:
+        from .notifications import report_configuration_problem
+        report_configuration_problem(event, e)
+        raise CardError(CardError.UNAVAILABLE)
+    except ExternalServiceError as e:
+        logger.warning("Sortir! card check failed for event %s: %s", event.pk, e)
+        raise CardError(CardError.UNAVAILABLE)
+
+    holder = " ".join(p for p in (result.first_name, result.last_name) if p)
+    try:
+        with transaction.atomic():
+            release_hold_of(position)
+            return CardUsage.objects.create(
+                event=event, subevent=position.subevent, date_key=date_key(position),
+                card_digest=card_digest, card_last4=card[-4:],
+                service_key_secret=crypto.encrypt(result.service_key),
+                holder_name_secret=crypto.encrypt(holder) if holder else "",
+                state=CardUsage.HELD, cart_position=position, cart_id=position.cart_id,
+            )
+    except IntegrityError:
+        # Another buyer won the race for the same card (the unique index decided).
+        other = _conflicting(event, position, card_digest)
+        if other is not None and other.cart_id and other.cart_id == position.cart_id:
+            raise CardError(CardError.DUPLICATE_IN_CART)
+        raise CardError(CardError.ALREADY_USED)
+
+
+def holder_name(usage):
+    if not usage.holder_name_secret:
+        return ""
+    try:
+        return crypto.decrypt(usage.holder_name_secret)
+    except crypto.SecretError:
+        return ""

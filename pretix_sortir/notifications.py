@@ -1,0 +1,31 @@
+"""Telling the organiser about a refused APRAS token, through pretix's log and notifications."""
+from django.conf import settings
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from pretix.base.notifications import Notification, NotificationType
+
+from pretix_integrations_core.breaker import shared_cache
+
+ACTION_CONFIG_PROBLEM = "pretix_sortir.apras.configuration_problem"
+THROTTLE_SECONDS = 600
+
+
+def report_configuration_problem(event, error):
+    """Log (and so notify) at most once every 10 minutes per organiser."""
+    if shared_cache().add(f"pretix_sortir:config_problem:{event.organizer_id}", 1, timeout=THROTTLE_SECONDS):
+        event.log_action(ACTION_CONFIG_PROBLEM, data={"error": str(error)})
+
+
+class AprasConfigurationProblem(NotificationType):
+    action_type = ACTION_CONFIG_PROBLEM
+    verbose_name = _("Sortir!: APRAS refused the token or is not configured")
+    required_permission = "event.settings.general:write"
+
+    def build_notification(self, logentry):
+        return Notification(
+            event=logentry.event,
+            title=_("Sortir! card checks are failing: APRAS refused our credentials"),
+            detail=_("Buyers currently see “temporarily unavailable”. Check the APRAS URL and token in the organizer's Sortir! settings."),
+            url=settings.SITE_URL + reverse("plugins:pretix_sortir:organizer.settings", kwargs={"organizer": logentry.event.organizer.slug}),
+        )

@@ -1,0 +1,94 @@
+"""Background work: sending grants to APRAS, retrying them, and cleaning up."""
+import logging
+
+from django.db import transaction
+from django.utils.timezone import now
+from django_scopes import scope, scopes_disabled
+
+from pretix.base.services.tasks import EventTask
+from pretix.celery_app import app
+
+from pretix_integrations_core import crypto
+from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError
+
+from .config import apras_client
+from .lifecycle import LOG_PREFIX, next_retry
+from .models import CardUsage
+
+logger = logging.getLogger(__name__)
+
+MAX_GRANT_ATTEMPTS = 8
+
+
+def _log(usage, action, **data):
+    if usage.order_id:
+        usage.order.log_action(LOG_PREFIX + action, data={
+            "position": usage.order_position.positionid if usage.order_position_id else None, "last4": usage.card_last4, **data,
+        })
+
+
+def send_grant(usage):
+    """
+    Send one grant. The usage row is locked so two workers never send the same grant. A POST is never
+    repeated when its outcome is unknown: the usage is flagged for the organiser instead.
+    """
+    with transaction.atomic():
+        usage = CardUsage.objects.select_for_update().select_related("order", "order_position", "event__organizer").get(pk=usage.pk)
+        if usage.state != CardUsage.GRANT_PENDING:
+            return
+        usage.grant_attempts += 1
+        try:
+            key = crypto.decrypt(usage.service_key_secret)
+            receipt = apras_client(usage.event.organizer).grant(key)
+        except crypto.SecretError as e:
+            usage.state, usage.grant_last_error = CardUsage.GRANT_FAILED, str(e)
+            _log(usage, "grant_failed", error=str(e))
+        except ExternalServiceError as e:
+            usage.grant_last_error = str(e)
+            if e.outcome_unknown:
+                usage.state = CardUsage.GRANT_UNKNOWN
+                _log(usage, "grant_unknown", error=str(e))
+            elif (e.transient or isinstance(e, ServiceConfigurationError)) and usage.grant_attempts < MAX_GRANT_ATTEMPTS:
+                usage.grant_next_attempt = next_retry(usage.grant_attempts)
+                _log(usage, "grant_retry", error=str(e), attempt=usage.grant_attempts)
+            else:
+                usage.state = CardUsage.GRANT_FAILED
+                _log(usage, "grant_failed", error=str(e))
+        else:
+            usage.state = CardUsage.USED
+            usage.grant_id = str(receipt.get("id", ""))[:64]
+            usage.granted_at = now()
+            usage.grant_last_error = ""
+            _log(usage, "used", grant_id=usage.grant_id)
+        usage.save()
+
+
+@app.task(base=EventTask, acks_late=True)
+def send_grants(event, usage_ids):
+    for usage in CardUsage.objects.filter(event=event, pk__in=usage_ids, state=CardUsage.GRANT_PENDING):
+        send_grant(usage)
+
+
+@app.task()
+def retry_due_grants():
+    with scopes_disabled():
+        due = list(CardUsage.objects.filter(state=CardUsage.GRANT_PENDING, grant_next_attempt__lte=now())
+                   .select_related("event__organizer").order_by("grant_next_attempt")[:500])
+    for usage in due:
+        if "pretix_sortir" not in usage.event.get_plugins():
+            continue
+        with scope(organizer=usage.event.organizer):
+            send_grant(usage)
+
+
+def resend(usage, user=None):
+    """Organiser action: send a failed or unknown grant again (after checking with APRAS)."""
+    CardUsage.objects.filter(pk=usage.pk, state__in=(CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN)).update(
+        state=CardUsage.GRANT_PENDING, grant_next_attempt=now(), grant_attempts=0,
+    )
+    usage.refresh_from_db()
+    if usage.order_id:
+        usage.order.log_action(LOG_PREFIX + "grant_resend", user=user, data={"last4": usage.card_last4})
+    transaction.on_commit(lambda: send_grants.apply_async(kwargs={"event": usage.event_id, "usage_ids": [usage.pk]}))
+
+

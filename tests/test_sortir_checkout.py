@@ -1,0 +1,196 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils.timezone import now
+from django_scopes import scopes_disabled
+
+from pretix.base.models import CartPosition, Item, LogEntry, Order, Quota
+
+from pretix_integrations_core import crypto
+from pretix_sortir.models import CardUsage, SortirProduct
+
+VALID = "1000000001"
+VALID2 = "1000000002"
+
+
+@pytest.fixture
+def sortir_event(event, organizer, fake_apras):
+    event.enable_plugin("pretix_sortir")
+    event.save()
+    organizer.settings.set("pretix_sortir_api_url", fake_apras.url)
+    crypto.set_secret(organizer.settings, "pretix_sortir_api_token_secret", fake_apras.token)
+    return event
+
+
+@pytest.fixture
+def sortir_item(sortir_event):
+    it = Item.objects.create(event=sortir_event, name="Sortir! ticket", default_price=Decimal("0.00"), admission=True)
+    q = Quota.objects.create(event=sortir_event, name="Sortir quota", size=50)
+    q.items.add(it)
+    SortirProduct.objects.create(event=sortir_event, item=it)
+    return it
+
+
+def base(event):
+    return f"/{event.organizer.slug}/{event.slug}"
+
+
+def add_to_cart(client, event, item, count=1):
+    with scopes_disabled():
+        before = set(CartPosition.objects.values_list("pk", flat=True))
+    r = client.post(f"{base(event)}/cart/add", {f"item_{item.pk}": str(count)}, follow=True)
+    assert r.status_code == 200
+    with scopes_disabled():
+        return list(CartPosition.objects.filter(event=event, item=item).exclude(pk__in=before).order_by("pk"))
+
+
+def questions(client, event, cards, email="buyer@example.org"):
+    data = {"email": email, "email_repeat": email}
+    for cp, card in cards.items():
+        data[f"{cp.pk}-pretix_sortir_card"] = card
+    return client.post(f"{base(event)}/checkout/questions/", data, follow=True)
+
+
+def confirm(client, event):
+    return client.post(f"{base(event)}/checkout/confirm/", {}, follow=True)
+
+
+@pytest.mark.django_db
+def test_checkout_with_valid_card_binds_card_to_order(client, sortir_event, sortir_item, fake_apras):
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    r = client.get(f"{base(sortir_event)}/checkout/questions/")
+    assert b"Sortir! card number" in r.content
+    r = questions(client, sortir_event, {cps[0]: "10000-00001"})
+    assert r.status_code == 200
+    assert b"checkout/confirm" in r.redirect_chain[-1][0].encode() or b"confirm" in r.content
+    with scopes_disabled():
+        usage = CardUsage.objects.get()
+        assert usage.state == CardUsage.HELD and usage.card_last4 == "0001"
+        assert VALID not in usage.card_digest and usage.service_key_secret.startswith("enc1:")
+        cp = CartPosition.objects.get(pk=cps[0].pk)
+        assert VALID not in cp.meta_info
+    r = confirm(client, sortir_event)
+    with scopes_disabled():
+        order = Order.objects.get()
+        usage.refresh_from_db()
+        assert usage.order == order
+        assert usage.state == CardUsage.GRANT_PENDING  # a free order is paid at once; the grant waits for the commit
+        assert usage.order_position.positionid == 1
+        assert VALID not in order.positions.first().meta_info
+        assert LogEntry.objects.filter(action_type="pretix_sortir.usage.validated", object_id=order.pk).exists()
+    assert len(fake_apras.received("GET")) == 1  # one APRAS call per card
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("card,message", [
+    ("12345", b"A Sortir! card number has 10 digits."),
+    ("9999999999", b"This Sortir! card is unknown or not eligible."),
+])
+def test_invalid_cards_are_refused_with_clear_message(client, sortir_event, sortir_item, card, message):
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    r = questions(client, sortir_event, {cps[0]: card})
+    assert message in r.content
+    with scopes_disabled():
+        assert not CardUsage.objects.exists()
+
+
+@pytest.mark.django_db
+def test_same_card_twice_in_cart(client, sortir_event, sortir_item):
+    cps = add_to_cart(client, sortir_event, sortir_item, count=2)
+    r = questions(client, sortir_event, {cps[0]: VALID, cps[1]: VALID})
+    assert b"already used for another ticket in your cart" in r.content
+
+
+@pytest.mark.django_db
+def test_card_used_by_another_buyer(client, django_user_model, sortir_event, sortir_item):
+    from django.test import Client
+
+    other = Client()
+    cps_other = add_to_cart(other, sortir_event, sortir_item)
+    questions(other, sortir_event, {cps_other[0]: VALID})
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    r = questions(client, sortir_event, {cps[0]: VALID})
+    assert b"has already been used for this event" in r.content
+
+
+@pytest.mark.django_db
+def test_correction_releases_previous_card(client, sortir_event, sortir_item):
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    questions(client, sortir_event, {cps[0]: VALID})
+    questions(client, sortir_event, {cps[0]: VALID2})
+    with scopes_disabled():
+        states = dict(CardUsage.objects.values_list("card_last4", "state"))
+    assert states == {"0001": CardUsage.RELEASED, "0002": CardUsage.HELD}
+
+
+@pytest.mark.django_db
+def test_expired_cart_frees_card(client, sortir_event, sortir_item):
+    from django.test import Client
+
+    other = Client()
+    cps_other = add_to_cart(other, sortir_event, sortir_item)
+    questions(other, sortir_event, {cps_other[0]: VALID})
+    with scopes_disabled():
+        CartPosition.objects.filter(pk=cps_other[0].pk).update(expires=now() - timedelta(minutes=1))
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    r = questions(client, sortir_event, {cps[0]: VALID})
+    assert b"already been used" not in r.content
+    with scopes_disabled():
+        assert CardUsage.objects.get(state=CardUsage.HELD).cart_position_id == cps[0].pk
+
+
+@pytest.mark.django_db
+def test_apras_down_says_temporarily_unavailable(client, sortir_event, sortir_item, fake_apras):
+    fake_apras.fail_next(status=503, times=5)
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    r = questions(client, sortir_event, {cps[0]: VALID})
+    assert b"temporarily unavailable" in r.content
+
+
+@pytest.mark.django_db
+def test_refused_token_notifies_organiser_and_buyer_sees_unavailable(client, sortir_event, sortir_item, organizer):
+    crypto.set_secret(organizer.settings, "pretix_sortir_api_token_secret", "wrong-token")
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    r = questions(client, sortir_event, {cps[0]: VALID})
+    assert b"temporarily unavailable" in r.content
+    with scopes_disabled():
+        assert LogEntry.objects.filter(action_type="pretix_sortir.apras.configuration_problem").count() == 1
+
+
+@pytest.mark.django_db
+def test_paid_order_sends_grant_after_commit(client, sortir_event, sortir_item, fake_apras, django_capture_on_commit_callbacks):
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    questions(client, sortir_event, {cps[0]: VALID})
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm(client, sortir_event)  # free order: paid at once
+    with scopes_disabled():
+        usage = CardUsage.objects.get()
+        assert usage.state == CardUsage.USED, usage.grant_last_error
+        assert usage.grant_id == str(fake_apras.grants[0]["id"])
+    assert len(fake_apras.received("POST", "/api/partners/grant")) == 1
+
+
+@pytest.mark.django_db
+def test_cancel_releases_card(client, sortir_event, sortir_item):
+    from pretix.base.services.orders import cancel_order
+
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    questions(client, sortir_event, {cps[0]: VALID})
+    confirm(client, sortir_event)
+    with scopes_disabled():
+        order = Order.objects.get()
+        cancel_order(order.pk)
+        assert CardUsage.objects.get().state == CardUsage.RELEASED
+        assert LogEntry.objects.filter(action_type="pretix_sortir.usage.released").exists()
+
+
+@pytest.mark.django_db
+def test_plugin_disabled_no_card_field(client, sortir_event, sortir_item):
+    sortir_event.disable_plugin("pretix_sortir")
+    sortir_event.save()
+    add_to_cart(client, sortir_event, sortir_item)
+    r = client.get(f"{base(sortir_event)}/checkout/questions/", follow=True)
+    assert b"Sortir! card number" not in r.content
+
+
