@@ -144,6 +144,7 @@ log_entry_types.new_from_dict({
                                               "it is now used by another order. Please contact the buyer."),
 })(SortirOrderLogEntryType)
 
+
 @log_entry_types.new(ACTION_CONFIG_PROBLEM, pgettext_lazy("sortir", "Sortir!: APRAS refused the token or is not configured."))
 class SortirConfigProblemLogEntryType(EventLogEntryType):
     pass

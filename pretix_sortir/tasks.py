@@ -90,5 +90,3 @@ def resend(usage, user=None):
     if usage.order_id:
         usage.order.log_action(LOG_PREFIX + "grant_resend", user=user, data={"last4": usage.card_last4})
     transaction.on_commit(lambda: send_grants.apply_async(kwargs={"event": usage.event_id, "usage_ids": [usage.pk]}))
-
-

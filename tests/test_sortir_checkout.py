@@ -192,5 +192,3 @@ def test_plugin_disabled_no_card_field(client, sortir_event, sortir_item):
     add_to_cart(client, sortir_event, sortir_item)
     r = client.get(f"{base(sortir_event)}/checkout/questions/", follow=True)
     assert b"Sortir! card number" not in r.content
-
-
