@@ -2,9 +2,16 @@
 import pytest
 
 from .apras import FakeApras
+from .helloasso import FakeHelloAsso
 
 
 @pytest.fixture
 def fake_apras():
     with FakeApras() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_helloasso():
+    with FakeHelloAsso() as server:
         yield server
