@@ -3,17 +3,25 @@ The fake external services, exercised over real HTTP on 127.0.0.1: auth, happy p
 duplicates, recorded requests, scripted faults, and webhook signatures checked with the suite's own verifier.
 No database needed.
 """
+import base64
+import hashlib
 import json
 import os
+import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
+from pretix_integrations_core.testing.calendly import (
+    DEMO_CLIENT_ID as CAL_CLIENT_ID, DEMO_CLIENT_SECRET as CAL_CLIENT_SECRET, DEMO_PERSONAL_ACCESS_TOKEN as CAL_PAT,
+    DEMO_WEBHOOK_SIGNING_KEY as CAL_SIGNING_KEY, FakeCalendly,
+)
 from pretix_integrations_core.testing.fakeserver import FakeServer, json_response, route
 from pretix_integrations_core.testing.helloasso import (
     DEMO_CLIENT_ID as HA_CLIENT_ID, DEMO_CLIENT_SECRET as HA_CLIENT_SECRET, DEMO_SIGNATURE_KEY as HA_SIGNATURE_KEY,
 )
-from pretix_integrations_core.webhooks import verify
+from pretix_integrations_core.webhooks import parse_keyed_header, verify
 
 SAMPLES = "/work/shared/docs/helloasso-samples"
 TIMEOUT = 5
@@ -187,3 +195,178 @@ def test_helloasso_notifications_signed_and_unsigned(fake_helloasso, sink):
     assert not verify(HA_SIGNATURE_KEY, got.body.replace(b"5200", b"5300"), got.header("x-ha-signature"))
     fake_helloasso.send_notification(sink.url + "/hook/association", fake_helloasso.order_notification(128450311))
     assert sink.received("POST", "/hook/association")[0].header("x-ha-signature") is None, "association URLs are not signed"
+
+
+# -- Calendly --------------------------------------------------------------------------------------
+
+def cal(fake, token=CAL_PAT):
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    return s
+
+
+def cal_authorize(fake, verifier="v" * 50):
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    r = requests.get(fake.url + "/oauth/authorize", params={
+        "client_id": CAL_CLIENT_ID, "response_type": "code", "redirect_uri": "https://pretix.example/cb", "state": "xyz",
+        "code_challenge": challenge, "code_challenge_method": "S256"}, allow_redirects=False, timeout=TIMEOUT)
+    assert r.status_code == 302 and r.headers["Location"].startswith("https://pretix.example/cb?")
+    query = parse_qs(urlsplit(r.headers["Location"]).query)
+    assert query["state"] == ["xyz"]
+    return query["code"][0]
+
+
+def cal_exchange(fake, code, verifier="v" * 50, **extra):
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": "https://pretix.example/cb", "code_verifier": verifier, **extra}
+    return requests.post(fake.url + "/oauth/token", data=data, auth=(CAL_CLIENT_ID, CAL_CLIENT_SECRET), timeout=TIMEOUT)
+
+
+def test_calendly_oauth_code_flow_and_single_use_codes(fake_calendly):
+    code = cal_authorize(fake_calendly)
+    assert cal_exchange(fake_calendly, code, verifier="w" * 50).status_code == 400, "PKCE verifier is checked"
+    code = cal_authorize(fake_calendly)
+    r = cal_exchange(fake_calendly, code)
+    body = r.json()
+    assert r.status_code == 200 and body["token_type"] == "Bearer" and body["expires_in"] == 7200
+    assert body["owner"] == fake_calendly.user_uri and body["organization"] == fake_calendly.organization_uri
+    assert isinstance(body["created_at"], int) and body["refresh_token"]
+    again = cal_exchange(fake_calendly, code)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    me = cal(fake_calendly, body["access_token"]).get(fake_calendly.url + "/users/me", timeout=TIMEOUT)
+    assert me.status_code == 200 and me.json()["resource"]["current_organization"] == fake_calendly.organization_uri
+    bad = requests.post(fake_calendly.url + "/oauth/token", data={"grant_type": "authorization_code", "code": "x"},
+                        auth=(CAL_CLIENT_ID, "wrong"), timeout=TIMEOUT)
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
+
+
+def test_calendly_refresh_tokens_rotate_and_revoke(fake_calendly):
+    first = cal_exchange(fake_calendly, cal_authorize(fake_calendly)).json()
+    data = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": CAL_CLIENT_ID, "client_secret": CAL_CLIENT_SECRET}
+    second = requests.post(fake_calendly.url + "/oauth/token", data=data, timeout=TIMEOUT)
+    assert second.status_code == 200 and second.json()["refresh_token"] != first["refresh_token"]
+    reused = requests.post(fake_calendly.url + "/oauth/token", data=data, timeout=TIMEOUT)
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    token = second.json()["access_token"]
+    revoke = {"client_id": CAL_CLIENT_ID, "client_secret": CAL_CLIENT_SECRET}
+    assert requests.post(fake_calendly.url + "/oauth/revoke", data=revoke, timeout=TIMEOUT).json()["error"] == "invalid_request"
+    assert requests.post(fake_calendly.url + "/oauth/revoke", data={**revoke, "token": token}, timeout=TIMEOUT).status_code == 200
+    r = cal(fake_calendly, token).get(fake_calendly.url + "/users/me", timeout=TIMEOUT)
+    assert r.status_code == 401 and r.json() == {"title": "Unauthenticated", "message": "The access token is revoked"}
+
+
+def test_calendly_bearer_check_and_rate_limit_headers(fake_calendly):
+    r = requests.get(fake_calendly.url + "/users/me", timeout=TIMEOUT)
+    assert r.status_code == 401 and r.json()["title"] == "Unauthenticated"
+    token = cal_exchange(fake_calendly, cal_authorize(fake_calendly)).json()["access_token"]
+    ok = cal(fake_calendly, token).get(fake_calendly.url + "/users/me", timeout=TIMEOUT)
+    assert ok.status_code == 200 and ok.headers["X-RateLimit-Limit"] == "500"
+    assert int(ok.headers["X-RateLimit-Remaining"]) < 500 and 0 < int(ok.headers["X-RateLimit-Reset"]) <= 60
+    fake_calendly.expire_access_tokens()
+    assert cal(fake_calendly, token).get(fake_calendly.url + "/users/me", timeout=TIMEOUT).json()["message"] == "The access token expired"
+
+
+def test_calendly_rate_limit_429_and_scripted_retry_after():
+    with FakeCalendly(rate_limit=2) as fake:
+        s = cal(fake)
+        assert [s.get(fake.url + "/users/me", timeout=TIMEOUT).status_code for _ in range(3)] == [200, 200, 429]
+        limited = s.get(fake.url + "/users/me", timeout=TIMEOUT)
+        assert limited.json()["title"] == "Too Many Requests" and limited.headers["X-RateLimit-Remaining"] == "0"
+        assert "X-RateLimit-Reset" in limited.headers
+    with FakeCalendly() as fake:
+        fake.fail_next(status=429, headers={"Retry-After": "1", "X-RateLimit-Reset": "1"}, body={"title": "Too Many Requests", "message": "slow"})
+        r = cal(fake).get(fake.url + "/users/me", timeout=TIMEOUT)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert cal(fake).get(fake.url + "/users/me", timeout=TIMEOUT).status_code == 200
+
+
+def test_calendly_scheduled_events_rules_and_pagination(fake_calendly):
+    s, url = cal(fake_calendly), fake_calendly.url + "/scheduled_events"
+    missing = s.get(url, timeout=TIMEOUT)
+    assert missing.status_code == 400 and missing.json()["title"] == "Invalid Argument" and missing.json()["details"][0]["parameter"]
+    other_user = s.get(url, params={"user": fake_calendly.url + "/users/ZZZZ"}, timeout=TIMEOUT)
+    assert other_user.status_code == 403 and other_user.json()["title"] == "Permission Denied"
+    assert s.get(url, params={"user": fake_calendly.user_uri, "count": 101}, timeout=TIMEOUT).status_code == 400
+    names, params, pages = [], {"user": fake_calendly.user_uri, "count": 2, "sort": "start_time:asc"}, 0
+    while True:
+        body = s.get(url, params=params, timeout=TIMEOUT).json()
+        pages += 1
+        names += [e["name"] for e in body["collection"]]
+        if not body["pagination"]["next_page_token"]:
+            assert body["pagination"]["next_page"] is None and body["pagination"]["previous_page_token"]
+            break
+        assert "page_token=" in body["pagination"]["next_page"]
+        params["page_token"] = body["pagination"]["next_page_token"]
+    assert pages == 2 and names == ["Intro workshop", "Follow-up call", "Studio visit"]
+    by_org = s.get(url, params={"organization": fake_calendly.organization_uri, "invitee_email": "guest4@example.org"}, timeout=TIMEOUT)
+    assert [e["name"] for e in by_org.json()["collection"]] == ["Studio visit"]
+    event = by_org.json()["collection"][0]
+    assert event["invitees_counter"] == {"total": 2, "active": 2, "limit": 1}
+    first_page = s.get(body["pagination"]["previous_page"], timeout=TIMEOUT).json()
+    assert [e["name"] for e in first_page["collection"]] == ["Intro workshop", "Follow-up call"]
+
+
+def test_calendly_event_and_invitees(fake_calendly):
+    s = cal(fake_calendly)
+    event_uuid = list(fake_calendly.events)[2]
+    event = s.get(f"{fake_calendly.url}/scheduled_events/{event_uuid}", timeout=TIMEOUT).json()["resource"]
+    assert event["uri"].endswith(event_uuid) and event["status"] == "active"
+    first = s.get(event["uri"] + "/invitees", params={"count": 1}, timeout=TIMEOUT).json()
+    assert len(first["collection"]) == 1 and first["pagination"]["next_page_token"]
+    second = s.get(first["pagination"]["next_page"], timeout=TIMEOUT).json()
+    assert [i["email"] for i in first["collection"] + second["collection"]] == ["guest3@example.org", "guest4@example.org"]
+    invitee = s.get(first["collection"][0]["uri"], timeout=TIMEOUT).json()["resource"]
+    assert invitee["event"] == event["uri"] and invitee["first_name"] is None and "tracking" in invitee and invitee["rescheduled"] is False
+    missing = s.get(f"{fake_calendly.url}/scheduled_events/NOPE", timeout=TIMEOUT)
+    assert missing.status_code == 404 and missing.json() == {"title": "Resource Not Found", "message": "The server could not find the requested resource."}
+    assert s.get(event["uri"] + "/invitees", params={"page_token": "forged"}, timeout=TIMEOUT).status_code == 400
+
+
+def test_calendly_webhook_subscriptions(fake_calendly, sink):
+    s, url = cal(fake_calendly), fake_calendly.url + "/webhook_subscriptions"
+    body = {"url": sink.url + "/calendly/hook/1/", "events": ["invitee.created", "invitee.canceled"], "organization": fake_calendly.organization_uri,
+            "user": fake_calendly.user_uri, "scope": "user", "signing_key": "per-hook-key"}
+    created = s.post(url, json=body, timeout=TIMEOUT)
+    hook = created.json()["resource"]
+    assert created.status_code == 201 and hook["callback_url"] == body["url"] and hook["state"] == "active" and "signing_key" not in hook
+    dup = s.post(url, json=body, timeout=TIMEOUT)
+    assert dup.status_code == 409 and dup.json() == {"title": "Already Exists", "message": "Hook with this url already exists"}
+    invalid = s.post(url, json={**body, "scope": "user", "user": None, "url": sink.url + "/other"}, timeout=TIMEOUT)
+    assert invalid.status_code == 400 and invalid.json()["details"] == [{"parameter": "user", "message": "is required when scope is user"}]
+    assert s.get(url, params={"organization": fake_calendly.organization_uri}, timeout=TIMEOUT).status_code == 400
+    listed = s.get(url, params={"organization": fake_calendly.organization_uri, "scope": "user", "user": fake_calendly.user_uri}, timeout=TIMEOUT)
+    assert [h["uri"] for h in listed.json()["collection"]] == [hook["uri"]]
+    event_uuid, invitee_uuid = next((e, next(iter(i))) for e, i in fake_calendly.invitees.items())
+    [delivery] = fake_calendly.deliver_to_subscriptions("invitee.created", event_uuid, invitee_uuid)
+    t, sigs = parse_keyed_header(delivery.request_headers["Calendly-Webhook-Signature"])
+    assert delivery.ok and verify("per-hook-key", delivery.request_body, sigs, timestamp=t, tolerance=180)
+    assert s.delete(hook["uri"], timeout=TIMEOUT).status_code == 204
+    assert s.get(hook["uri"], timeout=TIMEOUT).status_code == 404
+    with FakeCalendly(paid_plan=False) as free:
+        r = cal(free).post(free.url + "/webhook_subscriptions", json={**body, "organization": free.organization_uri}, timeout=TIMEOUT)
+        assert r.status_code == 403 and r.json()["message"].startswith("Please upgrade your Calendly account")
+
+
+def test_calendly_signed_deliveries_and_tamper_knobs(fake_calendly, sink):
+    event_uuid = list(fake_calendly.events)[0]
+    invitee_uuid = next(iter(fake_calendly.invitees[event_uuid]))
+
+    def check(**knobs):
+        d = fake_calendly.send_delivery(sink.url + "/hook", "invitee.created", event_uuid, invitee_uuid, **knobs)
+        t, sigs = parse_keyed_header(d.request_headers.get("Calendly-Webhook-Signature"))
+        return verify(CAL_SIGNING_KEY, d.request_body, sigs, timestamp=t, tolerance=180)
+
+    assert check()
+    assert not check(stale=True) and not check(wrong_key=True) and not check(missing_header=True) and not check(malformed_header=True)
+    assert not check(timestamp=time.time() + 600), "a t far in the future is refused too"
+    received = sink.received("POST", "/hook")[0]
+    payload = json.loads(received.body)
+    assert payload["event"] == "invitee.created" and payload["payload"]["scheduled_event"]["name"] == "Intro workshop"
+    assert received.header("Content-Type") == "application/json" and payload["created_by"] == fake_calendly.user_uri
+    fake_calendly.cancel_invitee(event_uuid, invitee_uuid, reason="Ill")
+    body, headers = fake_calendly.build_delivery("invitee.canceled", event_uuid, invitee_uuid)
+    canceled = json.loads(body)["payload"]
+    assert canceled["status"] == "canceled" and canceled["rescheduled"] is False
+    assert canceled["cancellation"]["reason"] == "Ill" and canceled["scheduled_event"]["cancellation"]["canceler_type"] == "invitee"
+    t, sigs = parse_keyed_header(headers["Calendly-Webhook-Signature"])
+    assert verify(CAL_SIGNING_KEY, body, sigs, timestamp=t, tolerance=180)
+    assert not verify(CAL_SIGNING_KEY, body.replace(b"Ill", b"Sick"), sigs, timestamp=t, tolerance=180)

@@ -2,6 +2,7 @@
 import pytest
 
 from .apras import FakeApras
+from .calendly import FakeCalendly
 from .helloasso import FakeHelloAsso
 
 
@@ -14,4 +15,10 @@ def fake_apras():
 @pytest.fixture
 def fake_helloasso():
     with FakeHelloAsso() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_calendly():
+    with FakeCalendly() as server:
         yield server
