@@ -27,6 +27,12 @@ class SortirApp(PluginConfig):
         restricted = False
         level = PLUGIN_LEVEL_EVENT
         compatibility = "pretix>=2026.8.0"
+        settings_links = [
+            ((_("Sortir!"), _("Products")), "plugins:pretix_sortir:products", {}),
+        ]
+        navigation_links = [
+            ((_("Sortir!"), _("Card usages")), "plugins:pretix_sortir:usages", {}),
+        ]
 
     def ready(self):
         from . import signals  # NOQA

@@ -44,3 +44,41 @@ class SortirOrganizerSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
         if data.get(config.API_URL) and not data.get(config.API_TOKEN) and not self.has_error(config.API_TOKEN):
             self.add_error(config.API_TOKEN, _("Enter the API token that goes with this URL."))
         return data
+
+
+class SortirProductsForm(forms.Form):
+    """All products and variations of the event with a "requires a Sortir! card" box each."""
+
+    def __init__(self, *args, event, **kwargs):
+        from .models import SortirProduct
+
+        self.event = event
+        super().__init__(*args, **kwargs)
+        flags = set(SortirProduct.objects.filter(event=event).values_list("item_id", "variation_id"))
+        self.rows = []
+        for item in event.items.prefetch_related("variations").order_by("category__position", "position", "pk"):
+            name = f"item_{item.pk}"
+            self.fields[name] = forms.BooleanField(label=str(item.name), required=False, initial=(item.pk, None) in flags)
+            variations = []
+            for v in item.variations.all():
+                vname = f"variation_{v.pk}"
+                self.fields[vname] = forms.BooleanField(label=str(v.value), required=False, initial=(item.pk, v.pk) in flags)
+                variations.append(self[vname])
+            self.rows.append((item, self[name], variations))
+        self._flags = flags
+
+    def save(self):
+        """Store the flags; returns the changes for the log ({"added": [...], "removed": [...]})."""
+        from .products import set_flags
+
+        changed = {"added": [], "removed": []}
+        for item, item_field, variation_fields in self.rows:
+            whole = self.cleaned_data[item_field.name]
+            chosen = [int(f.name.split("_")[1]) for f in variation_fields if self.cleaned_data[f.name]]
+            new = {(item.pk, None)} if whole else {(item.pk, v) for v in chosen}
+            old = {f for f in self._flags if f[0] == item.pk}
+            if new != old:
+                set_flags(self.event, item, whole, chosen)
+                changed["added"] += [list(f) for f in sorted(new - old, key=str)]
+                changed["removed"] += [list(f) for f in sorted(old - new, key=str)]
+        return changed if changed["added"] or changed["removed"] else None

@@ -1,5 +1,6 @@
 """Signal receivers of pretix_sortir; they delegate to the modules that do the work."""
 from django.dispatch import receiver
+from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
@@ -8,7 +9,7 @@ from pretix.base.signals import (
     event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_paid, order_placed, order_reactivated, periodic_task,
     register_notification_types, validate_order,
 )
-from pretix.control.signals import item_forms, nav_organizer
+from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
 from pretix.presale.signals import question_form_fields, question_form_fields_overrides
 
 from . import config  # NOQA: F401 - registers the settings defaults
@@ -31,6 +32,40 @@ def nav_organizer_settings(sender, request, organizer, **kwargs):
         and request.resolver_match.namespace == "plugins:pretix_sortir",
         "icon": "ticket",
     }]
+
+
+@receiver(nav_event, dispatch_uid="pretix_sortir_nav_event")
+def nav_event_entries(sender, request, **kwargs):
+    def allowed(perm):
+        return request.user.has_event_permission(request.organizer, request.event, perm, request=request)
+
+    kw = {"organizer": request.organizer.slug, "event": request.event.slug}
+    url_name = request.resolver_match.url_name if request.resolver_match else ""
+    ours = bool(request.resolver_match) and request.resolver_match.namespace == "plugins:pretix_sortir"
+    children = []
+    if allowed("event.items:write"):
+        children.append({"label": _("Products"), "url": reverse("plugins:pretix_sortir:products", kwargs=kw),
+                         "active": ours and url_name == "products"})
+    if allowed("event.orders:read"):
+        children.append({"label": _("Card usages"), "url": reverse("plugins:pretix_sortir:usages", kwargs=kw),
+                         "active": ours and url_name.startswith("usages")})
+    if not children:
+        return []
+    return [{"label": _("Sortir!"), "url": children[0]["url"], "active": ours, "icon": "ticket", "children": children}]
+
+
+@receiver(order_info, dispatch_uid="pretix_sortir_order_info")
+def order_panel(sender, order, request, **kwargs):
+    from .models import CardUsage
+
+    usages = list(order.sortir_usages.select_related("order_position__item").order_by("order_position__positionid", "created"))
+    if not usages:
+        return ""
+    return get_template("pretix_sortir/order_info.html").render({
+        "usages": usages, "request": request,
+        "can_resend": request.user.has_event_permission(request.organizer, request.event, "event.orders:write", request=request),
+        "resendable": (CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN),
+    }, request=request)
 
 
 # -- products --------------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
 urlpatterns = [
     path("control/organizer/<str:organizer>/sortir/", views.OrganizerSettingsView.as_view(), name="organizer.settings"),
     path("control/organizer/<str:organizer>/sortir/test/", views.OrganizerConnectionTestView.as_view(), name="organizer.test"),
+    re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/products/$", views.ProductsView.as_view(), name="products"),
+    re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/usages/$", views.UsageListView.as_view(), name="usages"),
+    re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/usages/(?P<usage>\d+)/resend/$",
+            views.UsageResendView.as_view(), name="usages.resend"),
 ]

@@ -1,13 +1,21 @@
 from django.contrib import messages
-from django.shortcuts import redirect
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views import View
+from django.views.generic import FormView, ListView
 
-from pretix.control.permissions import OrganizerPermissionRequiredMixin
+from pretix.control.permissions import EventPermissionRequiredMixin, OrganizerPermissionRequiredMixin
+from pretix.control.views import PaginationMixin
 from pretix.control.views.organizer import OrganizerDetailViewMixin, OrganizerSettingsFormView
 
 from .connection import OK, check_connection
-from .forms import SortirOrganizerSettingsForm
+from .dashboard import UsageFilterForm, state_counts, usages_of
+from .forms import SortirOrganizerSettingsForm, SortirProductsForm
+from .models import CardUsage
+from .tasks import resend
 
 
 class OrganizerSettingsView(OrganizerSettingsFormView):
@@ -26,3 +34,69 @@ class OrganizerConnectionTestView(OrganizerDetailViewMixin, OrganizerPermissionR
         outcome, message = check_connection(request.organizer)
         (messages.success if outcome == OK else messages.error)(request, message)
         return redirect(reverse("plugins:pretix_sortir:organizer.settings", kwargs={"organizer": request.organizer.slug}))
+
+
+class SortirEventMixin(EventPermissionRequiredMixin):
+    """Control views are not gated by plugin activation in pretix: do it here."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if "pretix_sortir" not in request.event.get_plugins():
+            raise Http404(_("The Sortir! plugin is not enabled for this event."))
+        return super().dispatch(request, *args, **kwargs)
+
+    def event_url(self, name):
+        return reverse(f"plugins:pretix_sortir:{name}", kwargs={"organizer": self.request.organizer.slug,
+                                                                "event": self.request.event.slug})
+
+
+class ProductsView(SortirEventMixin, FormView):
+    permission = "event.items:write"
+    template_name = "pretix_sortir/products.html"
+    form_class = SortirProductsForm
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["event"] = self.request.event
+        return kwargs
+
+    @transaction.atomic
+    def form_valid(self, form):
+        changed = form.save()
+        if changed:
+            self.request.event.log_action("pretix_sortir.products.changed", user=self.request.user, data=changed)
+        messages.success(self.request, _("Your changes have been saved."))
+        return redirect(self.event_url("products"))
+
+    def form_invalid(self, form):
+        messages.error(self.request, _("We could not save your changes. See below for details."))
+        return super().form_invalid(form)
+
+
+class UsageListView(SortirEventMixin, PaginationMixin, ListView):
+    permission = "event.orders:read"
+    template_name = "pretix_sortir/usages.html"
+    context_object_name = "usages"
+
+    def get_queryset(self):
+        self.filter_form = UsageFilterForm(data=self.request.GET or None)
+        return self.filter_form.filter(usages_of(self.request.event))
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["filter_form"] = self.filter_form
+        ctx["counts"] = state_counts(self.request.event)
+        ctx["can_resend"] = self.request.user.has_event_permission(
+            self.request.organizer, self.request.event, "event.orders:write", request=self.request)
+        ctx["resendable"] = (CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN)
+        return ctx
+
+
+class UsageResendView(SortirEventMixin, View):
+    permission = "event.orders:write"
+
+    def post(self, request, *args, **kwargs):
+        usage = get_object_or_404(CardUsage, event=request.event, pk=kwargs["usage"],
+                                  state__in=(CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN))
+        resend(usage, user=request.user)
+        messages.success(request, _("The grant will be sent to APRAS again."))
+        return redirect(request.POST.get("next") if (request.POST.get("next") or "").startswith("/control/") else self.event_url("usages"))
