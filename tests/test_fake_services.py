@@ -17,11 +17,14 @@ from pretix_integrations_core.testing.calendly import (
     DEMO_CLIENT_ID as CAL_CLIENT_ID, DEMO_CLIENT_SECRET as CAL_CLIENT_SECRET, DEMO_PERSONAL_ACCESS_TOKEN as CAL_PAT,
     DEMO_WEBHOOK_SIGNING_KEY as CAL_SIGNING_KEY, FakeCalendly,
 )
+from pretix_integrations_core.testing.docuseal import (
+    DEMO_API_KEY as DS_KEY, DEMO_HMAC_SECRET as DS_HMAC, DEMO_SECRET_HEADER as DS_HEADER, DEMO_TEMPLATE_ID, FakeDocuSeal,
+)
 from pretix_integrations_core.testing.fakeserver import FakeServer, json_response, route
 from pretix_integrations_core.testing.helloasso import (
     DEMO_CLIENT_ID as HA_CLIENT_ID, DEMO_CLIENT_SECRET as HA_CLIENT_SECRET, DEMO_SIGNATURE_KEY as HA_SIGNATURE_KEY,
 )
-from pretix_integrations_core.webhooks import parse_keyed_header, verify
+from pretix_integrations_core.webhooks import parse_dotted_header, parse_keyed_header, verify
 
 SAMPLES = "/work/shared/docs/helloasso-samples"
 TIMEOUT = 5
@@ -370,3 +373,136 @@ def test_calendly_signed_deliveries_and_tamper_knobs(fake_calendly, sink):
     t, sigs = parse_keyed_header(headers["Calendly-Webhook-Signature"])
     assert verify(CAL_SIGNING_KEY, body, sigs, timestamp=t, tolerance=180)
     assert not verify(CAL_SIGNING_KEY, body.replace(b"Ill", b"Sick"), sigs, timestamp=t, tolerance=180)
+
+
+# -- DocuSeal --------------------------------------------------------------------------------------
+
+def ds(fake, key=DS_KEY):
+    s = requests.Session()
+    s.headers["X-Auth-Token"] = key
+    return s
+
+
+def ds_submit(fake, external_id="pretix:demo:concert:ABC12-1", session=None, **extra):
+    body = {"template_id": DEMO_TEMPLATE_ID, "send_email": False,
+            "submitters": [{"role": "First Party", "email": "jane@example.org", "name": "Jane Doe", "external_id": external_id,
+                            "metadata": {"order": "ABC12"}, "values": {"Full Name": "Jane Doe"}}], **extra}
+    return (session or ds(fake)).post(fake.api_url + "/submissions", json=body, timeout=TIMEOUT)
+
+
+def test_docuseal_auth_and_base_path(fake_docuseal):
+    assert requests.get(fake_docuseal.url + "/templates", timeout=TIMEOUT).json() == {"error": "Not authenticated"}
+    wrong = ds(fake_docuseal, "nope").get(fake_docuseal.url + "/templates", timeout=TIMEOUT)
+    assert wrong.status_code == 401
+    templates = ds(fake_docuseal).get(fake_docuseal.url + "/templates", timeout=TIMEOUT).json()
+    assert [t["name"] for t in templates["data"]] == ["Volunteer agreement", "Workshop participation agreement"]
+    with FakeDocuSeal(base_path="/api") as hosted:
+        assert hosted.api_url == hosted.url + "/api"
+        assert ds(hosted).get(hosted.url + "/api/templates", timeout=TIMEOUT).status_code == 200
+        missing = ds(hosted).get(hosted.url + "/templates", timeout=TIMEOUT)
+        assert missing.status_code == 404 and missing.json() == {"status": 404}
+        assert [r.path for r in hosted.received("GET")] == ["/api/templates", "/templates"]
+
+
+def test_docuseal_create_and_find_submission(fake_docuseal):
+    r = ds_submit(fake_docuseal)
+    [submitter] = r.json()
+    assert r.status_code == 200 and isinstance(r.json(), list)
+    assert submitter["status"] == "awaiting" and submitter["embed_src"] == f"{fake_docuseal.url}/s/{submitter['slug']}"
+    assert submitter["role"] == "First Party" and submitter["values"] == [{"field": "Full Name", "value": "Jane Doe"}]
+    found = ds(fake_docuseal).get(fake_docuseal.url + "/submitters", params={"external_id": "pretix:demo:concert:ABC12-1"}, timeout=TIMEOUT).json()
+    assert [s["id"] for s in found["data"]] == [submitter["id"]] and found["data"][0]["template"]["id"] == DEMO_TEMPLATE_ID
+    assert found["pagination"] == {"count": 1, "next": submitter["id"], "prev": submitter["id"]}
+    # the server does not enforce external_id uniqueness: looking up first is the client's job
+    ds_submit(fake_docuseal)
+    found = ds(fake_docuseal).get(fake_docuseal.url + "/submitters", params={"external_id": "pretix:demo:concert:ABC12-1"}, timeout=TIMEOUT).json()
+    assert len(found["data"]) == 2
+    url = f"{fake_docuseal.url}/submissions/{submitter['submission_id']}"
+    sub = ds(fake_docuseal).get(url, timeout=TIMEOUT).json()
+    assert sub["status"] == "pending" and sub["source"] == "api" and "documents" not in sub and sub["template"]["name"]
+    fake_docuseal.complete_submitter(submitter["id"])
+    sub = ds(fake_docuseal).get(url, timeout=TIMEOUT).json()
+    assert sub["status"] == "completed" and sub["documents"] and sub["submitters"][0]["completed_at"]
+    assert [e["event_type"] for e in sub["submission_events"]] == ["complete_form"]
+    again = ds(fake_docuseal).put(f"{fake_docuseal.url}/submitters/{submitter['id']}", json={"name": "J. Doe"}, timeout=TIMEOUT)
+    assert again.status_code == 422 and again.json() == {"error": "Submitter has already completed the submission."}
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"submitters": []}, "template_id is required"),
+    ({"template_id": 42, "submitters": [{"email": "a@example.org"}]}, "Template not found"),
+    ({"template_id": DEMO_TEMPLATE_ID, "submitters": {"email": "a@example.org"}}, "submitters must be a Array"),
+    ({"template_id": DEMO_TEMPLATE_ID, "order": "any", "submitters": [{"email": "a@example.org"}]}, "order must be one of preserved, random"),
+    ({"template_id": DEMO_TEMPLATE_ID, "submitters": [{"email": "not-an-email"}]}, "email is invalid in `submitters[0]`."),
+    ({"template_id": DEMO_TEMPLATE_ID + 1, "submitters": [{"email": "a@example.org", "role": "Volunteer"},
+                                                          {"email": "b@example.org", "role": "Volunteer"}]}, "role must be unique"),
+    ({"template_id": DEMO_TEMPLATE_ID, "emails": "a@example.org, nope"}, "emails are invalid"),
+])
+def test_docuseal_validation_errors(fake_docuseal, body, message):
+    r = ds(fake_docuseal).post(fake_docuseal.url + "/submissions", json=body, timeout=TIMEOUT)
+    assert r.status_code == 422 and r.json() == {"error": message}
+
+
+def test_docuseal_other_errors(fake_docuseal):
+    broken = ds(fake_docuseal).post(fake_docuseal.url + "/submissions", data=b'{"template_id": ', headers={"Content-Type": "application/json"},
+                                    timeout=TIMEOUT)
+    assert broken.status_code == 422 and broken.json()["error"].startswith("JSON parse error")
+    archived = fake_docuseal.add_template("Old", archived=True)
+    r = ds(fake_docuseal).post(fake_docuseal.url + "/submissions", json={"template_id": archived, "submitters": [{"email": "a@example.org"}]},
+                               timeout=TIMEOUT)
+    assert r.json() == {"error": "Template has been archived"}
+    assert ds(fake_docuseal).get(fake_docuseal.url + "/submissions/999", timeout=TIMEOUT).json() == {"status": 404}
+    fake_docuseal.fail_next(status=429, headers={"Retry-After": "3"}, body={"error": "Too many requests"})
+    limited = ds_submit(fake_docuseal)
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "3" and limited.json() == {"error": "Too many requests"}
+    assert len(fake_docuseal.received("POST", r"^/submissions$")) == 3 and not fake_docuseal.submissions
+
+
+def test_docuseal_testing_key_hint():
+    with FakeDocuSeal(testing_api_key="test-key") as fake:
+        sub_id = ds_submit(fake).json()[0]["submission_id"]
+        r = ds(fake, "test-key").get(f"{fake.url}/submissions/{sub_id}", timeout=TIMEOUT)
+        assert r.status_code == 403 and "using testing API key; Use production API key" in r.json()["error"]
+
+
+def test_docuseal_cursor_pagination_and_archive(fake_docuseal):
+    ids = [ds_submit(fake_docuseal, external_id=f"x-{n}").json()[0]["submission_id"] for n in range(3)]
+    s, seen, params = ds(fake_docuseal), [], {"limit": 2}
+    while True:
+        body = s.get(fake_docuseal.url + "/submissions", params=params, timeout=TIMEOUT).json()
+        if not body["data"]:
+            assert body["pagination"] == {"count": 0, "next": None, "prev": None}
+            break
+        seen += [d["id"] for d in body["data"]]
+        params["after"] = body["pagination"]["next"]
+    assert seen == sorted(ids, reverse=True), "newest first, `after` pages towards older ids"
+    newer = s.get(fake_docuseal.url + "/submissions", params={"limit": 1, "before": ids[0]}, timeout=TIMEOUT).json()
+    assert [d["id"] for d in newer["data"]] == [ids[1]]
+    archived = s.delete(f"{fake_docuseal.url}/submissions/{ids[0]}", timeout=TIMEOUT).json()
+    assert archived["id"] == ids[0] and archived["archived_at"]
+    assert ids[0] not in [d["id"] for d in s.get(fake_docuseal.url + "/submissions", timeout=TIMEOUT).json()["data"]]
+    assert s.get(fake_docuseal.url + "/submissions", params={"archived": "true"}, timeout=TIMEOUT).json()["data"][0]["id"] == ids[0]
+    assert s.delete(f"{fake_docuseal.url}/submissions/{ids[1]}", params={"permanently": "true"}, timeout=TIMEOUT).status_code == 200
+    assert s.get(f"{fake_docuseal.url}/submissions/{ids[1]}", timeout=TIMEOUT).status_code == 404
+
+
+def test_docuseal_webhooks_custom_header_and_hmac(fake_docuseal, sink):
+    submitter = ds_submit(fake_docuseal).json()[0]
+    fake_docuseal.complete_submitter(submitter["id"])
+
+    def check(**knobs):
+        d = fake_docuseal.send_webhook(sink.url + "/docuseal", "form.completed", submitter["id"], **knobs)
+        ts, sigs = parse_dotted_header(d.request_headers.get("X-Docuseal-Signature"))
+        return d.request_headers.get(DS_HEADER[0]) == DS_HEADER[1], verify(DS_HMAC, d.request_body, sigs, timestamp=ts, tolerance=300)
+
+    assert check() == (True, True)
+    assert check(stale=True) == (True, False) and check(wrong_key=True) == (True, False) and check(omit_signature=True) == (True, False)
+    assert check(wrong_secret_header=True) == (False, True) and check(omit_secret_header=True) == (False, True)
+    got = sink.received("POST", "/docuseal")[0]
+    payload = json.loads(got.body)
+    assert payload["event_type"] == "form.completed" and payload["data"]["external_id"] == "pretix:demo:concert:ABC12-1"
+    assert payload["data"]["submission"]["status"] == "completed" and got.header("User-Agent") == "DocuSeal.com Webhook"
+    assert fake_docuseal.event_data("submission.archived", submitter["submission_id"])["id"] == submitter["submission_id"]
+    with FakeDocuSeal(hmac_secret=None) as legacy:
+        body, headers = legacy.build_webhook("form.viewed", {"id": 1})
+        assert "X-Docuseal-Signature" not in headers and headers[DS_HEADER[0]] == DS_HEADER[1]

@@ -3,6 +3,7 @@ import pytest
 
 from .apras import FakeApras
 from .calendly import FakeCalendly
+from .docuseal import FakeDocuSeal
 from .helloasso import FakeHelloAsso
 
 
@@ -21,4 +22,10 @@ def fake_helloasso():
 @pytest.fixture
 def fake_calendly():
     with FakeCalendly() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_docuseal():
+    with FakeDocuSeal() as server:
         yield server
