@@ -233,7 +233,9 @@ class HttpClient:
             return ServiceRateLimited(self.service, operation, retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kwargs)
         if status >= 500:
             retry_after = parse_retry_after(resp.headers.get("Retry-After")) if status == 503 else None
-            return ServiceUnavailable(self.service, operation, retry_after=retry_after, outcome_unknown=not retry_safe, **kwargs)
+            # 503 says the service did not take the request; after any other 5xx a POST may have been processed.
+            return ServiceUnavailable(self.service, operation, retry_after=retry_after,
+                                      outcome_unknown=not retry_safe and status != 503, **kwargs)
         if 300 <= status < 400:
             return ServiceBadResponse(self.service, operation, **kwargs)
         return ServiceRejected(self.service, operation, **kwargs)

@@ -10,7 +10,7 @@ from django_scopes import scopes_disabled
 
 from pretix.base.models import Event, Item, Organizer, Quota, Team, User
 
-pytest_plugins = ["pretix_integrations_core.testing.fixtures"]
+pytest_plugins = ["pretix_integrations_core.testing.fixtures", "tests.sortir_utils"]
 
 
 @pytest.hookimpl(hookwrapper=True)

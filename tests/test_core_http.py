@@ -97,12 +97,20 @@ def test_503_with_retry_after_is_retried(server):
 
 
 def test_post_without_idempotency_key_is_never_repeated(server):
-    server.fail_next(status=503, times=3)
+    server.fail_next(status=500, times=3)
     c = client(server)
     with pytest.raises(ServiceUnavailable) as e:
         c.request("POST", "/items", json={"a": 1}, operation="create")
     assert len(server.received("POST")) == 1
     assert e.value.outcome_unknown
+
+
+def test_post_503_is_not_repeated_but_known_not_processed(server):
+    server.fail_next(status=503, headers={"Retry-After": "1"}, times=3)
+    with pytest.raises(ServiceUnavailable) as e:
+        client(server).request("POST", "/items", json={"a": 1}, operation="create")
+    assert len(server.received("POST")) == 1
+    assert not e.value.outcome_unknown and e.value.retry_after == 1
 
 
 def test_post_dropped_connection_is_not_repeated_and_flagged_unknown(server):

@@ -1,59 +1,14 @@
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
-from pretix.base.models import CartPosition, Item, LogEntry, Order, Quota
+from pretix.base.models import CartPosition, LogEntry, Order
 
 from pretix_integrations_core import crypto
-from pretix_sortir.models import CardUsage, SortirProduct
-
-VALID = "1000000001"
-VALID2 = "1000000002"
-
-
-@pytest.fixture
-def sortir_event(event, organizer, fake_apras):
-    event.enable_plugin("pretix_sortir")
-    event.save()
-    organizer.settings.set("pretix_sortir_api_url", fake_apras.url)
-    crypto.set_secret(organizer.settings, "pretix_sortir_api_token_secret", fake_apras.token)
-    return event
-
-
-@pytest.fixture
-def sortir_item(sortir_event):
-    it = Item.objects.create(event=sortir_event, name="Sortir! ticket", default_price=Decimal("0.00"), admission=True)
-    q = Quota.objects.create(event=sortir_event, name="Sortir quota", size=50)
-    q.items.add(it)
-    SortirProduct.objects.create(event=sortir_event, item=it)
-    return it
-
-
-def base(event):
-    return f"/{event.organizer.slug}/{event.slug}"
-
-
-def add_to_cart(client, event, item, count=1):
-    with scopes_disabled():
-        before = set(CartPosition.objects.values_list("pk", flat=True))
-    r = client.post(f"{base(event)}/cart/add", {f"item_{item.pk}": str(count)}, follow=True)
-    assert r.status_code == 200
-    with scopes_disabled():
-        return list(CartPosition.objects.filter(event=event, item=item).exclude(pk__in=before).order_by("pk"))
-
-
-def questions(client, event, cards, email="buyer@example.org"):
-    data = {"email": email, "email_repeat": email}
-    for cp, card in cards.items():
-        data[f"{cp.pk}-pretix_sortir_card"] = card
-    return client.post(f"{base(event)}/checkout/questions/", data, follow=True)
-
-
-def confirm(client, event):
-    return client.post(f"{base(event)}/checkout/confirm/", {}, follow=True)
+from pretix_sortir.models import CardUsage
+from tests.sortir_utils import VALID, VALID2, add_to_cart, base, confirm, questions
 
 
 @pytest.mark.django_db
