@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from pretix.base.models import CartPosition
 from pretix.helpers.http import get_client_ip
+from pretix.multidomain.urlreverse import eventreverse
 
 from .holds import CardError, current_hold, hold_card
 
@@ -55,8 +56,11 @@ class SortirCardField(forms.CharField):
         kwargs.setdefault("max_length", 40)
         super().__init__(*args, **kwargs)
         self.widget.attrs.update({
-            "autocomplete": "off", "inputmode": "numeric", "data-sortir-card": "1",
-            "data-sortir-position": str(position.pk), "spellcheck": "false",
+            "autocomplete": "off", "inputmode": "numeric", "spellcheck": "false",
+            "data-sortir-card": eventreverse(event, "plugins:pretix_sortir:check"),
+            "data-sortir-position": str(position.pk),
+            "data-sortir-checking": _("Checking the card with APRAS…"),
+            "data-sortir-failed": _("The card could not be checked now. It will be checked again when you continue."),
         })
 
     def _client_ip(self):

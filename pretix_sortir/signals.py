@@ -1,7 +1,9 @@
 """Signal receivers of pretix_sortir; they delegate to the modules that do the work."""
 from django.dispatch import receiver
 from django.template.loader import get_template
+from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
 from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
@@ -10,7 +12,7 @@ from pretix.base.signals import (
     register_notification_types, validate_order,
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
-from pretix.presale.signals import question_form_fields, question_form_fields_overrides
+from pretix.presale.signals import html_head, question_form_fields, question_form_fields_overrides
 
 from . import config  # NOQA: F401 - registers the settings defaults
 from . import lifecycle
@@ -99,6 +101,16 @@ def card_question(sender, position, **kwargs):
 @receiver(question_form_fields_overrides, dispatch_uid="pretix_sortir_question_form_overrides")
 def card_question_request(sender, position, request, **kwargs):
     return {FIELD_NAME: {"validators": [RequestBinding(request)]}}
+
+
+@receiver(html_head, dispatch_uid="pretix_sortir_html_head")
+def checkout_script(sender, request, **kwargs):
+    if getattr(request, "pci_dss_payment_page", False):
+        return ""
+    match = request.resolver_match
+    if not match or "checkout" not in (match.url_name or ""):
+        return ""
+    return format_html('<script type="text/javascript" src="{}" defer></script>', static("pretix_sortir/checkout.js"))
 
 
 @receiver(validate_order, dispatch_uid="pretix_sortir_validate_order")

@@ -1,6 +1,8 @@
 from django.urls import path, re_path
 
-from . import views
+from pretix.multidomain import event_path
+
+from . import storefront, views
 
 urlpatterns = [
     path("control/organizer/<str:organizer>/sortir/", views.OrganizerSettingsView.as_view(), name="organizer.settings"),
@@ -9,4 +11,8 @@ urlpatterns = [
     re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/usages/$", views.UsageListView.as_view(), name="usages"),
     re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/usages/(?P<usage>\d+)/resend/$",
             views.UsageResendView.as_view(), name="usages.resend"),
+]
+
+event_patterns = [
+    event_path("sortir/check/", storefront.CardCheckView.as_view(), name="check"),
 ]

@@ -45,10 +45,20 @@ def base(event):
     return f"/{event.organizer.slug}/{event.slug}"
 
 
+def csrf_token(client, event):
+    """The CSRF token a browser would have after loading the shop (pretix's cookie name)."""
+    client.get(f"{base(event)}/")
+    for name in ("pretix_csrftoken", "__Host-pretix_csrftoken"):
+        if name in client.cookies:
+            return client.cookies[name].value
+    return ""
+
+
 def add_to_cart(client, event, item, count=1):
     with scopes_disabled():
         before = set(CartPosition.objects.values_list("pk", flat=True))
-    r = client.post(f"{base(event)}/cart/add", {f"item_{item.pk}": str(count)}, follow=True)
+    r = client.post(f"{base(event)}/cart/add", {f"item_{item.pk}": str(count), "csrfmiddlewaretoken": csrf_token(client, event)},
+                    follow=True)
     assert r.status_code == 200
     with scopes_disabled():
         return list(CartPosition.objects.filter(event=event, item=item).exclude(pk__in=before).order_by("pk"))
