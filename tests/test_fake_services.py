@@ -24,6 +24,7 @@ from pretix_integrations_core.testing.fakeserver import FakeServer, json_respons
 from pretix_integrations_core.testing.helloasso import (
     DEMO_CLIENT_ID as HA_CLIENT_ID, DEMO_CLIENT_SECRET as HA_CLIENT_SECRET, DEMO_SIGNATURE_KEY as HA_SIGNATURE_KEY,
 )
+from pretix_integrations_core.testing.invoiceninja import DEMO_API_TOKEN as IN_TOKEN, EVENT_CREATE_INVOICE
 from pretix_integrations_core.webhooks import parse_dotted_header, parse_keyed_header, verify
 
 SAMPLES = "/work/shared/docs/helloasso-samples"
@@ -506,3 +507,156 @@ def test_docuseal_webhooks_custom_header_and_hmac(fake_docuseal, sink):
     with FakeDocuSeal(hmac_secret=None) as legacy:
         body, headers = legacy.build_webhook("form.viewed", {"id": 1})
         assert "X-Docuseal-Signature" not in headers and headers[DS_HEADER[0]] == DS_HEADER[1]
+
+
+# -- Invoice Ninja ---------------------------------------------------------------------------------
+
+def ninja(fake, token=IN_TOKEN):
+    s = requests.Session()
+    s.headers.update({"X-API-TOKEN": token, "X-Requested-With": "XMLHttpRequest", "Accept": "application/json"})
+    s.base = fake.url + "/api/v1"
+    return s
+
+
+def ninja_client(s, **extra):
+    body = {"name": "Jane Doe", "id_number": "pretix-cust-42", "country_id": "276",
+            "contacts": [{"first_name": "Jane", "last_name": "Doe", "email": "jane@example.org"}], **extra}
+    return s.post(s.base + "/clients", json=body, timeout=TIMEOUT)
+
+
+def ninja_invoice(s, client_id, number="PRETIX-DEMO-00012", **query):
+    body = {"client_id": client_id, "number": number, "po_number": "ABC12", "date": "2026-08-01", "uses_inclusive_taxes": True,
+            "line_items": [{"product_key": "Workshop ticket", "notes": "Jane Doe", "cost": 119.0, "quantity": 1, "tax_name1": "VAT", "tax_rate1": 19.0}]}
+    return s.post(s.base + "/invoices", params=query, json=body, timeout=TIMEOUT)
+
+
+def test_invoiceninja_token_and_error_formats(fake_invoiceninja):
+    s = ninja(fake_invoiceninja)
+    bad = ninja(fake_invoiceninja, "nope").get(s.base + "/clients", timeout=TIMEOUT)
+    assert bad.status_code == 403 and bad.json() == {"message": "Invalid token", "errors": {}}
+    assert requests.get(s.base + "/clients", timeout=TIMEOUT).status_code == 403
+    assert s.get(s.base + "/clients", timeout=TIMEOUT).json()["data"] == []
+    unknown = s.get(s.base + "/clients/VolejRejNm", timeout=TIMEOUT)
+    assert unknown.status_code == 400 and unknown.json() == {"message": "No query results for model [App\\Models\\Client]."}
+    assert s.get(s.base + "/invoices/123", timeout=TIMEOUT).json() == {"message": "Record with value 123 not found"}
+    assert s.get(s.base + "/nothing", timeout=TIMEOUT).json() == {"message": "Route does not exist"}
+    assert s.patch(s.base + "/clients", timeout=TIMEOUT).json() == {"message": "Method not supported for this route"}
+    # without X-Requested-With / a JSON Accept, Laravel answers HTML (or a redirect for validation errors)
+    plain = requests.Session()
+    plain.headers["X-API-TOKEN"] = IN_TOKEN
+    html = plain.get(s.base + "/clients/VolejRejNm", timeout=TIMEOUT)
+    assert html.status_code == 400 and html.headers["Content-Type"].startswith("text/html")
+    assert plain.post(s.base + "/invoices", json={}, allow_redirects=False, timeout=TIMEOUT).status_code == 302
+
+
+def test_invoiceninja_clients_unique_ids_and_contact_replacement(fake_invoiceninja):
+    s = ninja(fake_invoiceninja)
+    r = ninja_client(s, contacts=[{"first_name": "Jane", "email": "jane@example.org"}, {"first_name": "Accounting", "email": "acc@example.org"}])
+    client = r.json()["data"]
+    assert r.status_code == 200 and isinstance(client["id"], str) and len(client["id"]) == 10 and client["contacts"][0]["is_primary"]
+    dup = ninja_client(s)
+    assert dup.status_code == 422 and dup.json() == {"message": "The given data was invalid.",
+                                                     "errors": {"id_number": ["The id number has already been taken."]}}
+    invalid = ninja_client(s, id_number="x", contacts=[{"email": "nope"}]).json()["errors"]
+    assert invalid == {"contacts.0.email": ["The contacts.0.email must be a valid email address."]}
+    found = s.get(s.base + "/clients", params={"email": "acc@example.org"}, timeout=TIMEOUT).json()["data"]
+    assert [c["id"] for c in found] == [client["id"]]
+    keep = client["contacts"][0]
+    updated = s.put(f"{s.base}/clients/{client['id']}", json={"contacts": [{"id": keep["id"], "email": keep["email"]},
+                                                                           {"first_name": "New", "email": "new@example.org"}]}, timeout=TIMEOUT)
+    emails = [c["email"] for c in updated.json()["data"]["contacts"]]
+    assert emails == ["jane@example.org", "new@example.org"], "contacts left out of a PUT are deleted"
+    untouched = s.put(f"{s.base}/clients/{client['id']}", json={"private_notes": "pretix"}, timeout=TIMEOUT).json()["data"]
+    assert len(untouched["contacts"]) == 2 and untouched["private_notes"] == "pretix"
+
+
+def test_invoiceninja_pagination_and_status_filter(fake_invoiceninja):
+    s = ninja(fake_invoiceninja)
+    ids = [ninja_client(s, id_number=f"c{n}", name=f"Client {n}").json()["data"]["id"] for n in range(3)]
+    page1 = s.get(s.base + "/clients", params={"per_page": 2}, timeout=TIMEOUT).json()
+    assert page1["meta"]["pagination"]["total"] == 3 and page1["meta"]["pagination"]["total_pages"] == 2
+    assert set(page1["meta"]["pagination"]["links"]) == {"next"}
+    page2 = s.get(page1["meta"]["pagination"]["links"]["next"], timeout=TIMEOUT).json()
+    assert [c["id"] for c in page1["data"] + page2["data"]] == ids and set(page2["meta"]["pagination"]["links"]) == {"previous"}
+    assert s.delete(f"{s.base}/clients/{ids[0]}", timeout=TIMEOUT).json()["data"]["is_deleted"] is True
+    assert len(s.get(s.base + "/clients", timeout=TIMEOUT).json()["data"]) == 3, "lists include deleted records by default"
+    assert len(s.get(s.base + "/clients", params={"status": "active"}, timeout=TIMEOUT).json()["data"]) == 2
+
+
+def test_invoiceninja_invoices_numbers_and_actions(fake_invoiceninja):
+    s = ninja(fake_invoiceninja)
+    client_id = ninja_client(s).json()["data"]["id"]
+    invoice = ninja_invoice(s, client_id).json()["data"]
+    assert invoice["status_id"] == "1" and invoice["amount"] == 119.0 and invoice["total_taxes"] == 19.0 and invoice["invitations"]
+    assert ninja_invoice(s, "VolejRejNm").json()["errors"] == {"client_id": ["The selected client id is invalid."]}
+    s.delete(f"{s.base}/invoices/{invoice['id']}", timeout=TIMEOUT)
+    dup = ninja_invoice(s, client_id)
+    assert dup.status_code == 422 and dup.json()["errors"] == {"number": ["The number has already been taken."]}, "deleted numbers stay taken"
+    second = ninja_invoice(s, client_id, number="PRETIX-DEMO-00013", mark_sent="true").json()["data"]
+    assert second["status_id"] == "2" and second["balance"] == 119.0
+    assert [i["id"] for i in s.get(s.base + "/invoices", params={"number": "PRETIX-DEMO-00013"}, timeout=TIMEOUT).json()["data"]] == [second["id"]]
+    paid = s.get(f"{s.base}/invoices/{second['id']}/mark_paid", timeout=TIMEOUT).json()["data"]
+    assert paid["status_id"] == "4" and paid["balance"] == 0 and len(fake_invoiceninja.store["payments"]) == 1
+    assert s.post(s.base + "/invoices/bulk", json={"action": "mark_paid", "ids": ["VolejRejNm"]}, timeout=TIMEOUT).json() == {"message": "No Invoices Found"}
+    third = ninja_invoice(s, client_id, number="PRETIX-DEMO-00014").json()["data"]
+    bulk = s.post(s.base + "/invoices/bulk", json={"action": "mark_paid", "ids": [second["id"], third["id"]]}, timeout=TIMEOUT).json()
+    assert [i["status_id"] for i in bulk["data"]] == ["4", "4"] and len(fake_invoiceninja.store["payments"]) == 2, "paid invoices are skipped"
+    assert s.get(f"{s.base}/invoices/{third['id']}/fly", timeout=TIMEOUT).status_code == 400
+
+
+def test_invoiceninja_pdf_download(fake_invoiceninja):
+    s = ninja(fake_invoiceninja)
+    invoice = ninja_invoice(s, ninja_client(s).json()["data"]["id"]).json()["data"]
+    for url in (f"{s.base}/invoices/{invoice['id']}/download", f"{s.base}/invoice/{invoice['invitations'][0]['key']}/download"):
+        pdf = s.get(url, timeout=TIMEOUT)
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-") and pdf.headers["Content-Type"] == "application/pdf"
+        assert pdf.headers["Content-Disposition"] == 'attachment; filename="PRETIX-DEMO-00012.pdf"'
+
+
+def test_invoiceninja_payments_idempotency_duplicates_and_refund(fake_invoiceninja):
+    s = ninja(fake_invoiceninja)
+    client_id = ninja_client(s).json()["data"]["id"]
+    invoice = ninja_invoice(s, client_id, mark_sent="true").json()["data"]
+    body = {"client_id": client_id, "amount": 119.0, "date": "2026-08-02", "type_id": "1", "transaction_reference": "pretix ABC12-P-1",
+            "idempotency_key": "pretix:demo:ABC12:P1", "invoices": [{"invoice_id": invoice["id"], "amount": 119.0}]}
+    payment = s.post(s.base + "/payments", json=body, timeout=TIMEOUT).json()["data"]
+    assert payment["status_id"] == "4" and payment["applied"] == 119.0 and payment["paymentables"][0]["invoice_id"] == invoice["id"]
+    assert s.get(f"{s.base}/invoices/{invoice['id']}", timeout=TIMEOUT).json()["data"]["status_id"] == "4"
+    again = s.post(s.base + "/payments", json=body, timeout=TIMEOUT)
+    assert again.status_code == 422 and again.json()["errors"] == {"idempotency_key": ["The idempotency key has already been taken."]}
+    burst = s.post(s.base + "/payments", json={**body, "idempotency_key": "other", "invoices": []}, timeout=TIMEOUT)
+    assert burst.status_code == 400 and burst.json() == {"message": "Duplicate request"}
+    refund = {"id": payment["id"], "amount": 20.0, "date": "2026-08-03", "invoices": [{"invoice_id": invoice["id"], "amount": 20.0}]}
+    refunded = s.post(s.base + "/payments/refund", json=refund, timeout=TIMEOUT).json()["data"]
+    assert refunded["refunded"] == 20.0 and refunded["status_id"] == "5"
+    after = s.get(f"{s.base}/invoices/{invoice['id']}", timeout=TIMEOUT).json()["data"]
+    assert after["balance"] == 20.0 and after["status_id"] == "3"
+    too_much = s.post(s.base + "/payments/refund", json={**refund, "amount": 500.0}, timeout=TIMEOUT)
+    assert too_much.status_code == 422 and "amount" in too_much.json()["errors"]
+    assert s.post(s.base + "/payments/refund", json={**refund, "date": None}, timeout=TIMEOUT).json()["errors"] == {"date": ["The date field is required."]}
+
+
+def test_invoiceninja_429_has_no_retry_after(fake_invoiceninja):
+    s = ninja(fake_invoiceninja)
+    fake_invoiceninja.fail_next(status=429, body={"message": "Too many requests"})
+    r = s.get(s.base + "/clients", timeout=TIMEOUT)
+    assert r.status_code == 429 and r.json() == {"message": "Too many requests"} and "Retry-After" not in r.headers
+    assert fake_invoiceninja.received("GET", r"/api/v1/clients$")[0].header("X-API-TOKEN") == IN_TOKEN
+
+
+def test_invoiceninja_unsigned_webhooks(fake_invoiceninja, sink):
+    s = ninja(fake_invoiceninja)
+    invoice = ninja_invoice(s, ninja_client(s).json()["data"]["id"]).json()["data"]
+    hook = s.post(s.base + "/webhooks", json={"target_url": sink.url + "/ninja/secret/", "event_id": EVENT_CREATE_INVOICE, "format": "JSON",
+                                              "rest_method": "post", "headers": {"X-Bridge-Secret": "s3cret"}}, timeout=TIMEOUT).json()["data"]
+    assert hook["event_id"] == "2" and hook["headers"] == {"X-Bridge-Secret": "s3cret"}
+    assert s.post(s.base + "/webhooks", json={"event_id": "2"}, timeout=TIMEOUT).status_code == 422
+    [d] = fake_invoiceninja.fire(EVENT_CREATE_INVOICE, "invoices", invoice["id"])
+    got = sink.received("POST", "/ninja/secret/")[0]
+    payload = json.loads(got.body)
+    assert d.ok and payload["id"] == invoice["id"] and payload["client"]["name"] == "Jane Doe" and "data" not in payload
+    assert got.header("X-Bridge-Secret") == "s3cret" and not any("signature" in k.lower() for k in got.headers)
+    sink.status = 410
+    fake_invoiceninja.fire(EVENT_CREATE_INVOICE, "invoices", invoice["id"])
+    assert s.get(f"{s.base}/webhooks/{hook['id']}", timeout=TIMEOUT).json()["data"]["is_deleted"] is True
+    assert fake_invoiceninja.fire(EVENT_CREATE_INVOICE, "invoices", invoice["id"]) == []

@@ -5,6 +5,7 @@ from .apras import FakeApras
 from .calendly import FakeCalendly
 from .docuseal import FakeDocuSeal
 from .helloasso import FakeHelloAsso
+from .invoiceninja import FakeInvoiceNinja
 
 
 @pytest.fixture
@@ -28,4 +29,10 @@ def fake_calendly():
 @pytest.fixture
 def fake_docuseal():
     with FakeDocuSeal() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_invoiceninja():
+    with FakeInvoiceNinja() as server:
         yield server
