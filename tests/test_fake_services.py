@@ -25,7 +25,11 @@ from pretix_integrations_core.testing.helloasso import (
     DEMO_CLIENT_ID as HA_CLIENT_ID, DEMO_CLIENT_SECRET as HA_CLIENT_SECRET, DEMO_SIGNATURE_KEY as HA_SIGNATURE_KEY,
 )
 from pretix_integrations_core.testing.invoiceninja import DEMO_API_TOKEN as IN_TOKEN, EVENT_CREATE_INVOICE
-from pretix_integrations_core.webhooks import parse_dotted_header, parse_keyed_header, verify
+from pretix_integrations_core.testing.mautic import (
+    DEMO_CLIENT_ID as MA_CLIENT_ID, DEMO_CLIENT_SECRET as MA_CLIENT_SECRET, DEMO_PASSWORD as MA_PASSWORD, DEMO_USERNAME as MA_USER,
+    DEMO_WEBHOOK_SECRET as MA_WEBHOOK_SECRET, FakeMautic,
+)
+from pretix_integrations_core.webhooks import BASE64, parse_dotted_header, parse_keyed_header, verify
 
 SAMPLES = "/work/shared/docs/helloasso-samples"
 TIMEOUT = 5
@@ -660,3 +664,150 @@ def test_invoiceninja_unsigned_webhooks(fake_invoiceninja, sink):
     fake_invoiceninja.fire(EVENT_CREATE_INVOICE, "invoices", invoice["id"])
     assert s.get(f"{s.base}/webhooks/{hook['id']}", timeout=TIMEOUT).json()["data"]["is_deleted"] is True
     assert fake_invoiceninja.fire(EVENT_CREATE_INVOICE, "invoices", invoice["id"]) == []
+
+
+# -- Mautic ----------------------------------------------------------------------------------------
+
+def mautic(fake, auth=(MA_USER, MA_PASSWORD)):
+    s = requests.Session()
+    s.auth = auth
+    s.base = fake.url + "/api"
+    return s
+
+
+def mautic_new(s, **body):
+    return s.post(s.base + "/contacts/new", json={"firstname": "Jane", "lastname": "Doe", "email": "jane@example.org", **body}, timeout=TIMEOUT)
+
+
+def test_mautic_basic_and_oauth_auth(fake_mautic):
+    s = mautic(fake_mautic)
+    assert s.get(s.base + "/segments", timeout=TIMEOUT).status_code == 200
+    assert fake_mautic.received("GET", "/api/segments")[0].basic_auth == (MA_USER, MA_PASSWORD)
+    wrong = mautic(fake_mautic, (MA_USER, "nope")).get(s.base + "/segments", timeout=TIMEOUT)
+    assert wrong.status_code == 401 and wrong.json()["errors"][0]["code"] == 401
+    assert requests.get(s.base + "/segments", timeout=TIMEOUT).status_code == 401
+    bad_client = requests.post(fake_mautic.url + "/oauth/v2/token", data={"grant_type": "client_credentials", "client_id": MA_CLIENT_ID,
+                                                                          "client_secret": "x"}, timeout=TIMEOUT)
+    assert bad_client.status_code == 400 and bad_client.json() == {
+        "errors": [{"code": 400, "message": "The client credentials are invalid", "details": [], "type": "invalid_client"}]}
+    token = requests.post(fake_mautic.url + "/oauth/v2/token", data={"grant_type": "client_credentials", "client_id": MA_CLIENT_ID,
+                                                                     "client_secret": MA_CLIENT_SECRET}, timeout=TIMEOUT).json()
+    assert token["token_type"] == "bearer" and token["expires_in"] == 3600 and "refresh_token" not in token
+    bearer = {"Authorization": "Bearer " + token["access_token"]}
+    assert requests.get(s.base + "/segments", headers=bearer, timeout=TIMEOUT).status_code == 200
+    invalid = requests.get(s.base + "/segments", headers={"Authorization": "Bearer nope"}, timeout=TIMEOUT).json()["errors"][0]
+    assert invalid["message"] == "The access token provided is invalid." and invalid["type"] == "invalid_grant"
+    fake_mautic.expire_tokens()
+    expired = requests.get(s.base + "/segments", headers=bearer, timeout=TIMEOUT)
+    assert expired.status_code == 401 and expired.json()["errors"][0]["message"] == "The access token provided has expired."
+
+
+def test_mautic_api_and_basic_auth_switches():
+    with FakeMautic(api_enabled=False) as fake:
+        r = mautic(fake).get(fake.url + "/api/segments", timeout=TIMEOUT)
+        assert r.status_code == 403 and r.json()["errors"][0]["type"] == "api_disabled"
+        assert r.json()["errors"][0]["message"].startswith("API disabled. You need to enable the API")
+    with FakeMautic(basic_auth_enabled=False) as fake:
+        r = mautic(fake).get(fake.url + "/api/segments", timeout=TIMEOUT)
+        assert r.status_code == 403 and r.json()["errors"][0]["type"] == "access_denied" and "Basic Auth disabled" in r.json()["errors"][0]["message"]
+
+
+def test_mautic_contact_upsert_by_email(fake_mautic):
+    s = mautic(fake_mautic)
+    first = mautic_new(s, tags=["pretix", "event-demo", "prospect"], pretix_last_order="ABC12", company="ACME")
+    contact = first.json()["contact"]
+    assert first.status_code == 201 and first.headers["Location"].endswith(f"/api/contacts/{contact['id']}")
+    assert contact["fields"]["all"]["pretix_last_order"] == "ABC12" and contact["fields"]["core"]["email"]["value"] == "jane@example.org"
+    again = mautic_new(s, email="JANE@example.org", firstname="", tags="pretix,-prospect", unknown_alias="ignored")
+    updated = again.json()["contact"]
+    assert again.status_code == 200 and updated["id"] == contact["id"] and "Location" not in again.headers
+    assert updated["fields"]["all"]["firstname"] == "Jane", "blank values do not overwrite by default"
+    assert [t["tag"] for t in updated["tags"]] == ["pretix", "event-demo"] and "unknown_alias" not in updated["fields"]["all"]
+    bad = mautic_new(s, email="not-an-email")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["details"] == {"email": ["A valid email is required."]}
+    assert len(fake_mautic.contacts) == 1
+
+
+def test_mautic_edit_search_and_batch(fake_mautic):
+    s = mautic(fake_mautic)
+    cid = mautic_new(s, company="ACME").json()["contact"]["id"]
+    assert s.patch(s.base + "/contacts/999/edit", json={"firstname": "X"}, timeout=TIMEOUT).json()["errors"][0]["message"] == "Item was not found."
+    assert s.patch(f"{s.base}/contacts/{cid}/edit", json={"lastname": "Smith"}, timeout=TIMEOUT).json()["contact"]["fields"]["all"]["company"] == "ACME"
+    put = s.put(f"{s.base}/contacts/{cid}/edit", json={"email": "jane@example.org", "firstname": "Jane"}, timeout=TIMEOUT).json()["contact"]
+    assert put["fields"]["all"]["company"] is None and put["fields"]["all"]["lastname"] is None, "PUT clears fields it is not given"
+    assert s.put(s.base + "/contacts/500/edit", json={"email": "new@example.org"}, timeout=TIMEOUT).status_code == 201
+    items = [{"email": f"p{n}@example.org"} for n in range(3)] + [{"email": "jane@example.org"}, {"email": "broken"}]
+    batch = s.post(s.base + "/contacts/batch/new", json=items, timeout=TIMEOUT)
+    assert batch.status_code == 201 and batch.json()["statusCodes"] == [201, 201, 201, 200, 400] and set(batch.json()["errors"]) == {"4"}
+    too_many = s.post(s.base + "/contacts/batch/new", json=[{"email": f"x{n}@example.org"} for n in range(201)], timeout=TIMEOUT)
+    assert too_many.status_code == 500 and too_many.json()["errors"][0]["message"] == "A max of 200 entities are supported at a time."
+    found = s.get(s.base + "/contacts", params={"search": "email:jane@example.org", "limit": 1}, timeout=TIMEOUT).json()
+    assert found["total"] == "1" and list(found["contacts"]) == [str(cid)]
+    exact = s.get(s.base + "/contacts", params={"where[0][col]": "email", "where[0][expr]": "eq", "where[0][val]": "p1@example.org"}, timeout=TIMEOUT)
+    assert [c["fields"]["all"]["email"] for c in exact.json()["contacts"].values()] == ["p1@example.org"]
+    assert s.get(s.base + "/contacts", params={"search": "email:nobody@example.org"}, timeout=TIMEOUT).json() == {"total": "0", "contacts": []}
+    seen, start = [], 0
+    while True:
+        page = s.get(s.base + "/contacts", params={"search": "example.org", "start": start, "limit": 2, "orderBy": "email"}, timeout=TIMEOUT).json()
+        if not page["contacts"]:
+            break
+        seen += [c["fields"]["all"]["email"] for c in page["contacts"].values()]
+        start += 2
+    assert len(seen) == int(page["total"]) == 5 and seen == sorted(seen)
+
+
+def test_mautic_segments_campaigns_stages_points_notes(fake_mautic):
+    s = mautic(fake_mautic)
+    cid = mautic_new(s).json()["contact"]["id"]
+    for _ in range(2):
+        assert s.post(f"{s.base}/segments/1/contact/{cid}/add", timeout=TIMEOUT).json() == {"success": 1}, "adding twice is a no-op success"
+    assert fake_mautic.segments[1]["members"] == {cid}
+    missing = s.post(f"{s.base}/segments/99/contact/{cid}/add", timeout=TIMEOUT)
+    assert missing.status_code == 404 and missing.json() == {"errors": [{"code": 404, "message": "Item was not found.", "details": [], "type": None}]}
+    assert s.post(f"{s.base}/campaigns/1/contact/{cid}/add", timeout=TIMEOUT).json() == {"success": 1}
+    assert s.post(f"{s.base}/stages/2/contact/{cid}/add", timeout=TIMEOUT).json() == {"success": 1}
+    bulk = s.post(f"{s.base}/segments/2/contacts/add", json={"ids": [cid, 999]}, timeout=TIMEOUT).json()
+    assert bulk["details"] == {str(cid): {"success": True}, "999": {"success": False}}
+    for _ in range(2):
+        s.post(f"{s.base}/contacts/{cid}/points/plus/10", json={"eventName": "pretix order", "actionName": "ABC12 paid"}, timeout=TIMEOUT)
+    contact = s.get(f"{s.base}/contacts/{cid}", timeout=TIMEOUT).json()["contact"]
+    assert contact["points"] == 20 and contact["stage"]["name"] == "Customer", "points are not idempotent"
+    assert s.post(s.base + "/notes/new", json={"text": "x"}, timeout=TIMEOUT).json()["errors"][0]["message"] == "lead ID is mandatory"
+    note = s.post(s.base + "/notes/new", json={"lead": cid, "text": "pretix order ABC12 paid (119.00 EUR)", "type": "general"}, timeout=TIMEOUT)
+    assert note.status_code == 201 and note.json()["note"]["lead"]["id"] == cid
+    assert s.get(f"{s.base}/contacts/{cid}/notes", params={"search": "ABC12"}, timeout=TIMEOUT).json()["total"] == 1
+    company = s.post(s.base + "/companies/new", json={"companyname": "ACME", "companycountry": "France"}, timeout=TIMEOUT)
+    assert company.status_code == 201 and s.post(s.base + "/companies/new", json={"companyname": "acme"}, timeout=TIMEOUT).status_code == 200
+    assert s.post(f"{s.base}/companies/{company.json()['company']['id']}/contact/{cid}/add", timeout=TIMEOUT).json() == {"success": 1}
+
+
+def test_mautic_rate_limit_and_scripted_retry_after():
+    with FakeMautic(rate_limit=2) as fake:
+        s = mautic(fake)
+        responses = [s.get(fake.url + "/api/segments", timeout=TIMEOUT) for _ in range(3)]
+        assert [r.status_code for r in responses] == [200, 200, 429] and responses[0].headers["X-RateLimit-Limit"] == "2"
+        assert responses[2].json()["errors"][0]["message"] == "You exceeded the rate limit of 2 API calls per hour."
+        assert responses[2].headers["X-RateLimit-Remaining"] == "0" and int(responses[2].headers["X-RateLimit-Reset"]) > time.time()
+    with FakeMautic() as fake:
+        fake.fail_next(status=429, headers={"Retry-After": "5"}, path=r"^/api/contacts/new$", method="POST")
+        s = mautic(fake)
+        assert mautic_new(s).headers["Retry-After"] == "5" and mautic_new(s).status_code == 201
+        assert len(fake.received("POST", "/api/contacts/new")) == 2
+
+
+def test_mautic_webhook_signature(fake_mautic, sink):
+    s = mautic(fake_mautic)
+    cid = mautic_new(s).json()["contact"]["id"]
+    payload = {"mautic.lead_post_save_update": [fake_mautic.webhook_entry("mautic.lead_post_save_update", cid)],
+               "mautic.lead_points_change": [fake_mautic.webhook_entry("mautic.lead_points_change", cid, points={"old_points": 0, "new_points": 10})]}
+    d = fake_mautic.send_webhook(sink.url + "/mautic", payload)
+    got = sink.received("POST", "/mautic")[0]
+    assert d.ok and got.header("X-Origin-Base-URL") == fake_mautic.url
+    assert verify(MA_WEBHOOK_SECRET, got.body, got.header("Webhook-Signature"), encoding=BASE64)
+    assert base64.b64decode(got.header("Webhook-Signature")) and json.loads(got.body)["mautic.lead_points_change"][0]["points"]["new_points"] == 10
+    assert not verify(MA_WEBHOOK_SECRET, got.body + b" ", got.header("Webhook-Signature"), encoding=BASE64)
+    body, headers = fake_mautic.build_webhook(payload, wrong_key=True)
+    assert not verify(MA_WEBHOOK_SECRET, body, headers["Webhook-Signature"], encoding=BASE64)
+    body, headers = fake_mautic.build_webhook({"mautic.lead_post_delete": [fake_mautic.webhook_entry("mautic.lead_post_delete", cid)]},
+                                              missing_signature=True)
+    assert "Webhook-Signature" not in headers and json.loads(body)["mautic.lead_post_delete"][0]["id"] == cid

@@ -44,6 +44,7 @@ DEMO_CLIENT_ID = "demo-calendly-client-id"
 DEMO_CLIENT_SECRET = "demo-calendly-client-secret"
 DEMO_WEBHOOK_SIGNING_KEY = "demo-calendly-webhook-signing-key"
 DEMO_PERSONAL_ACCESS_TOKEN = "demo-calendly-personal-access-token"
+DEMO_TOKEN = DEMO_PERSONAL_ACCESS_TOKEN  # the name demo/simulators.py looks for
 DEMO_USER_UUID = "AAAAAAAAAAAAAAAA"
 DEMO_ORGANIZATION_UUID = "BBBBBBBBBBBBBBBB"
 SIGNATURE_TOLERANCE = 180

@@ -37,6 +37,7 @@ from ..webhooks import sign
 from .fakeserver import FakeServer, deliver, json_response, route
 
 DEMO_API_KEY = "demo-docuseal-api-key"
+DEMO_TOKEN = DEMO_API_KEY  # the name demo/simulators.py looks for
 DEMO_HMAC_SECRET = "whsec_ZGVtby1kb2N1c2VhbC1obWFjLXNlY3JldDE2"
 DEMO_SECRET_HEADER = ("X-Webhook-Secret", "demo-docuseal-header-secret")
 DEMO_TEMPLATE_ID = 1000001

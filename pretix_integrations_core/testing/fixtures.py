@@ -6,6 +6,7 @@ from .calendly import FakeCalendly
 from .docuseal import FakeDocuSeal
 from .helloasso import FakeHelloAsso
 from .invoiceninja import FakeInvoiceNinja
+from .mautic import FakeMautic
 
 
 @pytest.fixture
@@ -35,4 +36,10 @@ def fake_docuseal():
 @pytest.fixture
 def fake_invoiceninja():
     with FakeInvoiceNinja() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_mautic():
+    with FakeMautic() as server:
         yield server

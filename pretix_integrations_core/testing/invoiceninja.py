@@ -33,6 +33,7 @@ import time
 from .fakeserver import FakeServer, Response, deliver, json_response, route, text_response
 
 DEMO_API_TOKEN = "demo-invoiceninja-api-token"
+DEMO_TOKEN = DEMO_API_TOKEN  # the name demo/simulators.py looks for
 EVENT_CREATE_CLIENT, EVENT_CREATE_INVOICE, EVENT_CREATE_PAYMENT, EVENT_UPDATE_INVOICE, EVENT_DELETE_INVOICE = "1", "2", "4", "8", "9"
 CLASSIFICATIONS = ("individual", "business", "company", "partnership", "trust", "charity", "government", "other")
 _ALPHABET = "VolejRkNmwbx2PZ5GqK9Y4dBnzs3gtEOpLyiW7M6Hc8QhfJDua1AXvUFrTSI0C"
