@@ -8,6 +8,7 @@ import logging
 import re
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
@@ -60,11 +61,17 @@ def digest(card: str) -> str:
     return crypto.keyed_digest(card, DIGEST_PURPOSE)
 
 
-def requires_card(item, variation) -> bool:
-    flags = getattr(item, "_sortir_flags", None)
+def _event_flags(event):
+    """{(item_id, variation_id or None)} for the event, loaded once per event object (i.e. per request)."""
+    flags = getattr(event, "_sortir_flags", None)
     if flags is None:
-        flags = item._sortir_flags = {p.variation_id for p in SortirProduct.objects.filter(item=item)}
-    return None in flags or (variation is not None and variation.pk in flags)
+        flags = event._sortir_flags = set(SortirProduct.objects.filter(event=event).values_list("item_id", "variation_id"))
+    return flags
+
+
+def requires_card(event, item_id, variation_id) -> bool:
+    flags = _event_flags(event)
+    return (item_id, None) in flags or (variation_id is not None and (item_id, variation_id) in flags)
 
 
 def date_key(position) -> int:
@@ -130,14 +137,19 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
     """Check ``raw_card`` and bind it to ``position`` (a CartPosition). Raises CardError."""
     card = normalize(raw_card)
     card_digest = digest(card)
-    existing = current_hold(position)
+    # One query for both: this position's current hold, and any active usage of the same card for this date.
+    rows = list(CardUsage.objects.filter(
+        Q(cart_position=position, state=CardUsage.HELD)
+        | Q(event=event, date_key=date_key(position), card_digest=card_digest, state__in=CardUsage.ACTIVE_STATES)
+    ).select_related("cart_position"))
+    existing = next((u for u in rows if u.cart_position_id == position.pk and u.state == CardUsage.HELD), None)
     if existing and existing.card_digest == card_digest:
         return existing  # already checked: no second APRAS call
 
     if too_many_failures(client_ip):
         raise CardError(CardError.TOO_MANY_ATTEMPTS)
 
-    other = _conflicting(event, position, card_digest)
+    other = next((u for u in rows if u.card_digest == card_digest and u.cart_position_id != position.pk), None)
     if other is not None:
         if _is_stale(other):
             release(CardUsage.objects.filter(pk=other.pk))
@@ -170,7 +182,8 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
     holder = " ".join(p for p in (result.first_name, result.last_name) if p)
     try:
         with transaction.atomic():
-            release_hold_of(position)
+            if existing:
+                release(CardUsage.objects.filter(pk=existing.pk))  # a corrected number frees the previous card at once
             return CardUsage.objects.create(
                 event=event, subevent=position.subevent, date_key=date_key(position),
                 card_digest=card_digest, card_last4=card[-4:],

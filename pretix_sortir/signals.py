@@ -92,7 +92,7 @@ def copy_event(sender, other, item_map, variation_map, **kwargs):
 
 @receiver(question_form_fields, dispatch_uid="pretix_sortir_question_form_fields")
 def card_question(sender, position, **kwargs):
-    if not requires_card(position.item, position.variation):
+    if not requires_card(sender, position.item_id, position.variation_id):
         return {}
     field = card_field_for(sender, position)
     return {FIELD_NAME: field} if field else {}
@@ -176,7 +176,6 @@ class SortirOrderLogEntryType(OrderLogEntryType):
 
 
 log_entry_types.new_from_dict({
-    lifecycle.LOG_PREFIX + "validated": _("Sortir! card •••• {last4} validated for ticket #{position}."),
     lifecycle.LOG_PREFIX + "grant_pending": _("Sortir! grant for card •••• {last4} (ticket #{position}) queued."),
     lifecycle.LOG_PREFIX + "grant_skipped_testmode": _("Test mode: no Sortir! grant sent for card •••• {last4} (ticket #{position})."),
     lifecycle.LOG_PREFIX + "used": _("Sortir! grant sent to APRAS for card •••• {last4} (ticket #{position}, APRAS id {grant_id})."),
@@ -190,6 +189,13 @@ log_entry_types.new_from_dict({
     lifecycle.LOG_PREFIX + "retake_failed": _("Sortir! card •••• {last4} of ticket #{position} could not be taken back: "
                                               "it is now used by another order. Please contact the buyer."),
 })(SortirOrderLogEntryType)
+
+
+@log_entry_types.new(lifecycle.LOG_PREFIX + "validated_many", _("Sortir! cards validated with the order."))
+class SortirCardsValidatedLogEntryType(OrderLogEntryType):
+    def display(self, logentry, data):
+        cards = ", ".join(_("ticket #{position}: •••• {last4}").format(**c) for c in data.get("cards", []))
+        return _("Sortir! cards validated with the order ({cards}).").format(cards=cards)
 
 
 @log_entry_types.new(ACTION_CONFIG_PROBLEM, pgettext_lazy("sortir", "Sortir!: APRAS refused the token or is not configured."))

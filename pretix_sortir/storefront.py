@@ -23,7 +23,7 @@ class CardCheckView(View):
             position = get_cart(request).get(pk=int(request.POST.get("position", "")))
         except (ValueError, TypeError, Exception):
             return JsonResponse({"valid": False, "error": _("Your cart has expired. Please reload the page.")}, status=404)
-        if not requires_card(position.item, position.variation):
+        if not requires_card(request.event, position.item_id, position.variation_id):
             return JsonResponse({"valid": False, "error": _("This ticket does not need a Sortir! card.")}, status=400)
         try:
             usage = hold_card(request.event, position, request.POST.get("card", ""), client_ip=get_client_ip(request))

@@ -89,4 +89,5 @@ def resend(usage, user=None):
     usage.refresh_from_db()
     if usage.order_id:
         usage.order.log_action(LOG_PREFIX + "grant_resend", user=user, data={"last4": usage.card_last4})
+    # The organiser asked for it: with a worker it runs there, without one (eager mode) right after this request's commit.
     transaction.on_commit(lambda: send_grants.apply_async(kwargs={"event": usage.event_id, "usage_ids": [usage.pk]}))

@@ -8,6 +8,7 @@ from pretix.base.models import CartPosition, LogEntry, Order
 
 from pretix_integrations_core import crypto
 from pretix_sortir.models import CardUsage
+from pretix_sortir.signals import periodic
 from tests.sortir_utils import VALID, VALID2, add_to_cart, base, confirm, questions
 
 
@@ -33,7 +34,8 @@ def test_checkout_with_valid_card_binds_card_to_order(client, sortir_event, sort
         assert usage.state == CardUsage.GRANT_PENDING  # a free order is paid at once; the grant waits for the commit
         assert usage.order_position.positionid == 1
         assert VALID not in order.positions.first().meta_info
-        assert LogEntry.objects.filter(action_type="pretix_sortir.usage.validated", object_id=order.pk).exists()
+        entry = LogEntry.objects.get(action_type="pretix_sortir.usage.validated_many", object_id=order.pk)
+        assert entry.display() == "Sortir! cards validated with the order (ticket #1: •••• 0001)."
     assert len(fake_apras.received("GET")) == 1  # one APRAS call per card
 
 
@@ -117,8 +119,8 @@ def test_refused_token_notifies_organiser_and_buyer_sees_unavailable(client, sor
 def test_paid_order_sends_grant_after_commit(client, sortir_event, sortir_item, fake_apras, django_capture_on_commit_callbacks):
     cps = add_to_cart(client, sortir_event, sortir_item)
     questions(client, sortir_event, {cps[0]: VALID})
-    with django_capture_on_commit_callbacks(execute=True):
-        confirm(client, sortir_event)  # free order: paid at once
+    confirm(client, sortir_event)  # free order: paid at once
+    periodic(sender=None)
     with scopes_disabled():
         usage = CardUsage.objects.get()
         assert usage.state == CardUsage.USED, usage.grant_last_error

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 from freezegun import freeze_time
@@ -31,6 +31,7 @@ def grants(fake):
 
 
 @pytest.mark.django_db
+@override_settings(HAS_CELERY=True)
 def test_grant_only_after_payment_and_after_commit(client, paid_sortir_item, sortir_event, fake_apras, django_capture_on_commit_callbacks):
     order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
     assert order.status == "n"
@@ -47,13 +48,24 @@ def test_grant_only_after_payment_and_after_commit(client, paid_sortir_item, sor
 
 
 @pytest.mark.django_db
+def test_without_celery_worker_grant_is_left_to_the_periodic_task(
+        client, paid_sortir_item, sortir_event, fake_apras, django_capture_on_commit_callbacks):
+    order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        pay(order)  # eager mode: sending now would run inside the payment request
+    assert usage().state == CardUsage.GRANT_PENDING and grants(fake_apras) == []
+    periodic(sender=None)
+    assert usage().state == CardUsage.USED and len(grants(fake_apras)) == 1
+
+
+@pytest.mark.django_db
 def test_testmode_orders_never_send_grants(client, paid_sortir_item, sortir_event, fake_apras, django_capture_on_commit_callbacks):
     sortir_event.testmode = True
     sortir_event.save()
     order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
     assert order.testmode
-    with django_capture_on_commit_callbacks(execute=True):
-        pay(order)
+    pay(order)
+    periodic(sender=None)
     assert usage().state == CardUsage.VALIDATED and grants(fake_apras) == []
 
 
@@ -61,8 +73,8 @@ def test_testmode_orders_never_send_grants(client, paid_sortir_item, sortir_even
 def test_transient_failure_is_retried_by_periodic_task(client, paid_sortir_item, sortir_event, fake_apras, django_capture_on_commit_callbacks):
     order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
     fake_apras.fail_next(path="/grant", status=503)
-    with django_capture_on_commit_callbacks(execute=True):
-        pay(order)
+    pay(order)
+    periodic(sender=None)
     u = usage()
     assert u.state == CardUsage.GRANT_PENDING and u.grant_attempts == 1 and u.grant_next_attempt > now()
     assert len(grants(fake_apras)) == 1  # a POST is never repeated inside the same attempt
@@ -79,8 +91,8 @@ def test_unknown_outcome_is_flagged_not_repeated_then_resent_by_organiser(
     from pretix_sortir import apras
     order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
     fake_apras.fail_next(path="/grant", drop=True)
-    with django_capture_on_commit_callbacks(execute=True):
-        pay(order)
+    pay(order)
+    periodic(sender=None)
     u = usage()
     assert u.state == CardUsage.GRANT_UNKNOWN and len(grants(fake_apras)) == 1
     with freeze_time(now() + timedelta(hours=5)):
@@ -99,8 +111,8 @@ def test_unknown_outcome_is_flagged_not_repeated_then_resent_by_organiser(
 def test_2xx_with_unexpected_body_counts_as_delivered(client, paid_sortir_item, sortir_event, fake_apras, django_capture_on_commit_callbacks):
     order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
     fake_apras.fail_next(path="/grant", status=200, body="<html>OK</html>")
-    with django_capture_on_commit_callbacks(execute=True):
-        pay(order)
+    pay(order)
+    periodic(sender=None)
     assert usage().state == CardUsage.USED
 
 
@@ -108,8 +120,8 @@ def test_2xx_with_unexpected_body_counts_as_delivered(client, paid_sortir_item, 
 def test_rejected_grant_fails_permanently(client, paid_sortir_item, sortir_event, fake_apras, django_capture_on_commit_callbacks):
     order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
     fake_apras.fail_next(path="/grant", status=400, body={"message": "Paramètres invalides"})
-    with django_capture_on_commit_callbacks(execute=True):
-        pay(order)
+    pay(order)
+    periodic(sender=None)
     u = usage()
     assert u.state == CardUsage.GRANT_FAILED and "400" in u.grant_last_error
 
