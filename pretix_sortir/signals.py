@@ -9,9 +9,10 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.signals import (
     event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_paid, order_placed, order_reactivated, periodic_task,
-    register_notification_types, validate_order,
+    register_data_exporters, register_data_shredders, register_notification_types, validate_order,
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
+from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import html_head, question_form_fields, question_form_fields_overrides
 
 from . import config  # NOQA: F401 - registers the settings defaults
@@ -159,6 +160,25 @@ def on_order_reactivated(sender, order, **kwargs):
 def periodic(sender, **kwargs):
     from .tasks import retry_due_grants
     retry_due_grants.apply_async()
+
+
+@receiver(periodic_task, dispatch_uid="pretix_sortir_retention")
+@minimum_interval(minutes_after_success=12 * 60)
+def periodic_retention(sender, **kwargs):
+    from .tasks import apply_retention_all
+    apply_retention_all.apply_async()
+
+
+@receiver(register_data_exporters, dispatch_uid="pretix_sortir_exporter")
+def exporter(sender, **kwargs):
+    from .exporters import SortirUsageExporter
+    return SortirUsageExporter
+
+
+@receiver(register_data_shredders, dispatch_uid="pretix_sortir_shredder")
+def shredder(sender, **kwargs):
+    from .privacy import SortirDataShredder
+    return SortirDataShredder
 
 
 @receiver(register_notification_types, dispatch_uid="pretix_sortir_notification_types")

@@ -91,3 +91,17 @@ def resend(usage, user=None):
         usage.order.log_action(LOG_PREFIX + "grant_resend", user=user, data={"last4": usage.card_last4})
     # The organiser asked for it: with a worker it runs there, without one (eager mode) right after this request's commit.
     transaction.on_commit(lambda: send_grants.apply_async(kwargs={"event": usage.event_id, "usage_ids": [usage.pk]}))
+
+
+@app.task()
+def apply_retention_all():
+    """Daily enough: usage details N days after the event end, audit entries after their retention."""
+    from pretix.base.models import Event
+
+    from .privacy import apply_retention
+
+    with scopes_disabled():
+        events = list(Event.objects.filter(plugins__icontains="pretix_sortir").select_related("organizer"))
+    for event in events:
+        with scope(organizer=event.organizer):
+            apply_retention(event)

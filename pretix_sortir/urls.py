@@ -1,8 +1,9 @@
 from django.urls import path, re_path
 
+from pretix.api.urls import event_router
 from pretix.multidomain import event_path
 
-from . import storefront, views
+from . import api, storefront, views
 
 urlpatterns = [
     path("control/organizer/<str:organizer>/sortir/", views.OrganizerSettingsView.as_view(), name="organizer.settings"),
@@ -16,3 +17,5 @@ urlpatterns = [
 event_patterns = [
     event_path("sortir/check/", storefront.CardCheckView.as_view(), name="check"),
 ]
+
+event_router.register(r"sortir_usages", api.CardUsageViewSet, basename="sortir-usages")
