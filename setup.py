@@ -32,6 +32,7 @@ setup(
             "flake8>=7",
             "isort>=5.13",
             "psycopg2-binary>=2.9",
+            "playwright>=1.40",
         ],
     },
     entry_points="""
