@@ -149,3 +149,17 @@ def test_plugin_disabled_no_card_field(client, sortir_event, sortir_item):
     add_to_cart(client, sortir_event, sortir_item)
     r = client.get(f"{base(sortir_event)}/checkout/questions/", follow=True)
     assert b"Sortir! card number" not in r.content
+
+
+@pytest.mark.django_db
+def test_refused_token_reaches_organiser_through_pretix_notifications(client, sortir_event, sortir_item, organizer, admin_user,
+                                                                      django_capture_on_commit_callbacks, mailoutbox):
+    from pretix.base.models.notifications import NotificationSetting
+
+    NotificationSetting.objects.create(user=admin_user, action_type="pretix_sortir.apras.configuration_problem",
+                                       method="mail", enabled=True, event=None)
+    crypto.set_secret(organizer.settings, "pretix_sortir_api_token_secret", "wrong-token")
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    with django_capture_on_commit_callbacks(execute=True):
+        questions(client, sortir_event, {cps[0]: VALID})
+    assert any("APRAS refused our credentials" in m.subject + m.body for m in mailoutbox)
