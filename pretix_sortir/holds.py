@@ -129,8 +129,12 @@ def release(queryset, erase=True):
     return queryset.update(state=CardUsage.RELEASED, updated=now(), **fields)
 
 
-def release_hold_of(position):
-    release(CardUsage.objects.filter(cart_position=position, state=CardUsage.HELD))
+def release_stale_holds(event=None):
+    """Holds whose cart position is gone or expired free their card (abandoned carts)."""
+    qs = CardUsage.objects.filter(state=CardUsage.HELD).filter(Q(cart_position__isnull=True) | Q(cart_position__expires__lt=now()))
+    if event is not None:
+        qs = qs.filter(event=event)
+    return release(qs)
 
 
 def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:

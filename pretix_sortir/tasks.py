@@ -12,6 +12,7 @@ from pretix_integrations_core import crypto
 from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError
 
 from .config import apras_client
+from .holds import release_stale_holds
 from .lifecycle import LOG_PREFIX, next_retry
 from .models import CardUsage
 
@@ -72,6 +73,7 @@ def send_grants(event, usage_ids):
 @app.task()
 def retry_due_grants():
     with scopes_disabled():
+        release_stale_holds()
         due = list(CardUsage.objects.filter(state=CardUsage.GRANT_PENDING, grant_next_attempt__lte=now())
                    .select_related("event__organizer").order_by("grant_next_attempt")[:500])
     for usage in due:

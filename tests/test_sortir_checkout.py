@@ -98,6 +98,20 @@ def test_expired_cart_frees_card(client, sortir_event, sortir_item):
 
 
 @pytest.mark.django_db
+def test_abandoned_cart_releases_card_in_periodic_task(client, sortir_event, sortir_item):
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    questions(client, sortir_event, {cps[0]: VALID})
+    periodic(sender=None)
+    with scopes_disabled():
+        assert CardUsage.objects.get().state == CardUsage.HELD  # cart still valid
+        CartPosition.objects.filter(pk=cps[0].pk).update(expires=now() - timedelta(minutes=1))
+    periodic(sender=None)
+    with scopes_disabled():
+        u = CardUsage.objects.get()
+        assert u.state == CardUsage.RELEASED and u.service_key_secret == ""
+
+
+@pytest.mark.django_db
 def test_apras_down_says_temporarily_unavailable(client, sortir_event, sortir_item, fake_apras):
     fake_apras.fail_next(status=503, times=5)
     cps = add_to_cart(client, sortir_event, sortir_item)
