@@ -114,3 +114,41 @@ def test_usage_dashboard_counts_filters_and_search(admin_client, sortir_event):
     assert b"2222" in r.content and b"1111" not in r.content
     r = admin_client.get(url(sortir_event, "usages") + "?query=3333")
     assert b"3333" in r.content and b"2222" not in r.content
+
+
+def form_data_of(html, form_selector="form.form-horizontal"):
+    """The values a browser would submit for the page's main form, unchanged."""
+    from bs4 import BeautifulSoup
+
+    form = BeautifulSoup(html, "html.parser").select(form_selector)[0]
+    data = {}
+    for el in form.select("input, select, textarea"):
+        name = el.get("name")
+        if not name or el.get("disabled") is not None:
+            continue
+        if el.name == "input" and el.get("type") in ("checkbox", "radio"):
+            if el.get("checked") is not None:
+                data.setdefault(name, []).append(el.get("value", "on"))
+        elif el.name == "select":
+            chosen = [o.get("value", o.text) for o in el.select("option") if o.get("selected") is not None]
+            if chosen:
+                data[name] = chosen if el.get("multiple") is not None else chosen[0]
+        elif el.name == "textarea":
+            data[name] = el.text
+        elif el.get("type") not in ("submit", "button", "file"):
+            data[name] = el.get("value", "")
+    return data
+
+
+@pytest.mark.django_db
+def test_flag_saved_from_the_products_own_page(admin_client, sortir_event, products):
+    full, reduced, shirt, v1, v2 = products
+    url_item = f"/control/event/{sortir_event.organizer.slug}/{sortir_event.slug}/items/{reduced.pk}/"
+    data = form_data_of(admin_client.get(url_item).content.decode())
+    data["sortir-requires_card"] = "on"
+    r = admin_client.post(url_item, data, follow=True)
+    assert r.status_code == 200
+    with scopes_disabled():
+        assert SortirProduct.objects.filter(item=reduced, variation__isnull=True).exists()
+    data = form_data_of(admin_client.get(url_item).content.decode())
+    assert data.get("sortir-requires_card") == ["on"]
