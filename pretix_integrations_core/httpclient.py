@@ -41,6 +41,27 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY_BYTES = 20 * 1024 * 1024
 
 _local = threading.local()
+_sensitive_path_prefixes = set()
+
+
+class _RedactSensitivePaths(logging.Filter):
+    """urllib3 logs request lines at DEBUG level; paths under a registered prefix may carry personal data."""
+
+    def filter(self, record):
+        if _sensitive_path_prefixes and isinstance(record.args, tuple):
+            record.args = tuple(
+                next((p + "[redacted]" for p in _sensitive_path_prefixes if isinstance(a, str) and a.startswith(p)), a)
+                for a in record.args
+            )
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactSensitivePaths())
+
+
+def register_sensitive_path(prefix: str):
+    """Paths starting with ``prefix`` (e.g. ``/api/partners/`` followed by a card number) are never logged."""
+    _sensitive_path_prefixes.add(prefix)
 
 
 def _session(service: str) -> requests.Session:

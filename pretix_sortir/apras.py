@@ -9,9 +9,10 @@ Client of the APRAS partner API (see shared/docs/sortir-apras.md §3). It only s
 from dataclasses import dataclass
 
 from pretix_integrations_core.errors import ServiceBadResponse
-from pretix_integrations_core.httpclient import HttpClient
+from pretix_integrations_core.httpclient import HttpClient, register_sensitive_path
 
 SERVICE = "APRAS"
+register_sensitive_path("/api/partners/")  # the card number is part of the check's path
 
 
 @dataclass

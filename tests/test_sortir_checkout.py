@@ -98,6 +98,23 @@ def test_expired_cart_frees_card(client, sortir_event, sortir_item):
 
 
 @pytest.mark.django_db
+def test_card_number_never_logged_nor_kept_in_session(client, sortir_event, sortir_item, caplog):
+    import logging
+
+    from django.contrib.sessions.models import Session
+
+    caplog.set_level(logging.DEBUG)
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    questions(client, sortir_event, {cps[0]: "1000 0000 01"})
+    confirm(client, sortir_event)
+    assert any("/api/partners/" in r.getMessage() for r in caplog.records)  # the request was logged ...
+    assert not any(VALID in r.getMessage() for r in caplog.records)  # ... without the number
+    with scopes_disabled():
+        assert not any(VALID in str(s.get_decoded()) for s in Session.objects.all())
+        assert not any(VALID in (e.data or "") for e in LogEntry.objects.all())
+
+
+@pytest.mark.django_db
 def test_abandoned_cart_releases_card_in_periodic_task(client, sortir_event, sortir_item):
     cps = add_to_cart(client, sortir_event, sortir_item)
     questions(client, sortir_event, {cps[0]: VALID})
