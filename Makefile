@@ -39,3 +39,14 @@ localecompile: $(VENV)/.installed
 
 check-catalogues: $(VENV)/.installed
 	$(PY) tools/catalogs.py check
+
+## The local demo (see README): pretix on http://127.0.0.1:8000 with the plugins, demo data and simulators; Ctrl-C stops it
+run: $(VENV)/.installed
+	$(PY) -m demo.run
+
+## Delete the demo's data (database, pretix.cfg and its keys, uploads, e-mails, logs): the next `make run` starts afresh
+clean-demo:
+	@if [ -f demo-data/demo.pid ] && kill -0 "$$(cat demo-data/demo.pid)" 2>/dev/null; then \
+		echo "The demo is running (process $$(cat demo-data/demo.pid)): stop it with Ctrl-C first."; exit 1; fi
+	rm -rf demo-data
+	@echo "Demo data deleted. \`make run\` creates a fresh demo."

@@ -1,0 +1,177 @@
+"""
+Demo data of ``make run``: an organiser, an admin login and a live event with the three plugins enabled.
+
+Everything here is idempotent: the first call creates what is missing, later calls only make sure that the
+admin can still log in and that the plugins are still enabled; they never duplicate or overwrite what the
+organiser changed in the demo (tickets, quotas, texts). Call it with Django set up (``demo/run.py`` does).
+"""
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.timezone import now
+from django_scopes import scopes_disabled
+from i18nfield.strings import LazyI18nString
+
+from pretix.base.models import Event, Item, Organizer, Team, User
+from pretix.base.settings import GlobalSettingsObject
+
+from pretix_integrations_core import crypto
+
+ORGANIZER_SLUG = "demo"
+EVENT_SLUG = "demo"
+ADMIN_EMAIL = "admin@example.org"
+ADMIN_PASSWORD = "admin"
+TEAM_NAME = "Administrators (demo)"
+TIMEZONE = "Europe/Paris"
+LOCALES = ["fr", "en"]
+#: the suite's visible plugins, enabled on the demo event
+DEMO_PLUGINS = ("pretix_sortir", "pretix_helloasso_bridge", "pretix_crm_bridge")
+#: bank transfer works offline (the buyer gets the bank details, the organiser marks the order as paid)
+PAYMENT_PLUGIN = "pretix.plugins.banktransfer"
+
+# Organizer settings of the Sortir! plugin (pretix_sortir/config.py)
+SORTIR_API_URL = "pretix_sortir_api_url"
+SORTIR_API_TOKEN = "pretix_sortir_api_token_secret"
+
+
+@dataclass
+class DemoObjects:
+    organizer: Organizer
+    event: Event
+    user: User
+    team: Team
+    created: list
+
+
+def _i18n(fr, en):
+    return LazyI18nString({"fr": fr, "en": en})
+
+
+def _ensure_organizer(created):
+    organizer = Organizer.objects.filter(slug=ORGANIZER_SLUG).first()
+    if organizer is None:
+        organizer = Organizer.objects.create(slug=ORGANIZER_SLUG, name="Association Démo")
+        organizer.settings.locale = LOCALES[0]
+        organizer.settings.locales = LOCALES
+        organizer.settings.timezone = TIMEZONE
+        created.append("organizer")
+    if PAYMENT_PLUGIN not in organizer.get_plugins():  # a hybrid plugin: it must be active on the organiser too
+        organizer.enable_plugin(PAYMENT_PLUGIN, allow_restricted=[PAYMENT_PLUGIN])
+        organizer.save(update_fields=["plugins"])
+    return organizer
+
+
+def _ensure_admin(organizer, created):
+    user = User.objects.filter(email__iexact=ADMIN_EMAIL).first()
+    if user is None:
+        # The password is set only when the account is created: a changed password survives later runs.
+        user = User.objects.create_user(
+            ADMIN_EMAIL, ADMIN_PASSWORD, fullname="Demo admin", is_staff=True, is_verified=True,
+            locale=LOCALES[0], timezone=TIMEZONE,
+        )
+        created.append("admin")
+    elif not (user.is_staff and user.is_active):
+        user.is_staff = user.is_active = True
+        user.save(update_fields=["is_staff", "is_active"])
+
+    team = Team.objects.filter(organizer=organizer, name=TEAM_NAME).first()
+    if team is None:
+        team = Team.objects.create(
+            organizer=organizer, name=TEAM_NAME,
+            all_events=True, all_event_permissions=True, all_organizer_permissions=True,
+        )
+        created.append("team")
+    elif not (team.all_events and team.all_event_permissions and team.all_organizer_permissions):
+        team.all_events = team.all_event_permissions = team.all_organizer_permissions = True
+        team.save(update_fields=["all_events", "all_event_permissions", "all_organizer_permissions"])
+    if not team.members.filter(pk=user.pk).exists():
+        team.members.add(user)
+    return user, team
+
+
+def _create_event(organizer):
+    """What pretix's event wizard does (control/views/main.py), plus tickets, a quota and bank transfer."""
+    tz = ZoneInfo(TIMEZONE)
+    start = (now().astimezone(tz) + timedelta(days=30)).replace(hour=20, minute=0, second=0, microsecond=0)
+    event = Event.objects.create(
+        organizer=organizer, slug=EVENT_SLUG, currency="EUR",
+        name=_i18n("Concert de démonstration", "Demo concert"),
+        location=_i18n("Salle des fêtes, Rennes", "Town hall, Rennes"),
+        date_from=start, date_to=start + timedelta(hours=2), live=False,
+    )
+    defaults = [p for p in settings.PRETIX_PLUGINS_DEFAULT.split(",") if p]
+    event.set_active_plugins(defaults, allow_restricted=defaults)
+    event.save(update_fields=["plugins"])
+    event.checkin_lists.create(name="Default", all_products=True)
+    event.set_defaults()
+    event.settings.timezone = TIMEZONE
+    event.settings.locale = LOCALES[0]
+    event.settings.locales = LOCALES
+    event.settings.contact_mail = ADMIN_EMAIL
+
+    event.settings.payment_banktransfer__enabled = True
+    event.settings.payment_banktransfer_bank_details_type = "sepa"
+    event.settings.payment_banktransfer_bank_details_sepa_name = "Association Démo"
+    event.settings.payment_banktransfer_bank_details_sepa_iban = "FR7630006000011234567890189"
+    event.settings.payment_banktransfer_bank_details_sepa_bic = "AGRIFRPPXXX"
+    event.settings.payment_banktransfer_bank_details_sepa_bank = "Banque de démonstration"
+
+    quota = event.quotas.create(name="Salle", size=100)
+    tickets = [
+        (_i18n("Entrée libre (gratuite)", "Free admission"), Decimal("0.00"), None),
+        (_i18n("Plein tarif", "Full price"), Decimal("16.00"), None),
+        (_i18n("Tarif Sortir!", "Sortir! rate"), Decimal("4.50"),
+         _i18n("Réservé aux détenteurs d'une carte Sortir! (KorriGo) valide.",
+               "For holders of a valid Sortir! (KorriGo) card.")),
+    ]
+    for position, (name, price, description) in enumerate(tickets):
+        item = Item.objects.create(event=event, name=name, default_price=price, admission=True, position=position,
+                                   description=description)
+        quota.items.add(item)
+    event.live = True
+    event.save(update_fields=["live"])
+    return event
+
+
+def _offline_instance():
+    """The demo works offline: no update check calling pretix.eu (pretix asks staff to acknowledge it otherwise)."""
+    gs = GlobalSettingsObject().settings
+    if not gs.get("update_check_ack", as_type=bool):
+        gs.set("update_check_perform", False)
+        gs.set("update_check_ack", True)
+
+
+def bootstrap_demo() -> DemoObjects:
+    """Create (once) the demo organiser, admin, team and event; make sure the demo plugins are enabled."""
+    created = []
+    with scopes_disabled(), transaction.atomic():
+        _offline_instance()
+        organizer = _ensure_organizer(created)
+        user, team = _ensure_admin(organizer, created)
+        event = Event.objects.filter(organizer=organizer, slug=EVENT_SLUG).first()
+        if event is None:
+            event = _create_event(organizer)
+            created.append("event")
+        missing = [m for m in (PAYMENT_PLUGIN, *DEMO_PLUGINS) if m not in event.get_plugins()]
+        for module in missing:
+            event.enable_plugin(module, allow_restricted=[module])
+        if missing:
+            event.save(update_fields=["plugins"])
+    return DemoObjects(organizer=organizer, event=event, user=user, team=team, created=created)
+
+
+def configure_sortir(organizer, api_url, token):
+    """Point the organiser's Sortir! settings at ``api_url``; the token is stored encrypted (needs the config key)."""
+    s = organizer.settings
+    if s.get(SORTIR_API_URL, as_type=str, default="") != api_url:
+        s.set(SORTIR_API_URL, api_url)
+    try:
+        current = crypto.get_secret(s, SORTIR_API_TOKEN)
+    except crypto.SecretUndecryptable:  # e.g. encrypted with a key that is no longer configured
+        current = None
+    if current != token:  # re-encrypting at every start would change the stored value for nothing
+        crypto.set_secret(s, SORTIR_API_TOKEN, token)

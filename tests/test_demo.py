@@ -1,0 +1,118 @@
+"""The demo of ``make run``: its bootstrap (on the test database, never demo-data/), config file and simulator list."""
+import configparser
+
+import pytest
+from cryptography.fernet import Fernet
+from django_scopes import scopes_disabled
+
+from pretix.base.models import Event, Item, Organizer, Quota, Team, User
+from pretix.base.settings import GlobalSettingsObject
+
+from demo import run, simulators
+from demo.bootstrap import ADMIN_EMAIL, ADMIN_PASSWORD, DEMO_PLUGINS, PAYMENT_PLUGIN, SORTIR_API_TOKEN, SORTIR_API_URL, bootstrap_demo, configure_sortir
+from pretix_integrations_core import crypto
+
+
+def _counts():
+    with scopes_disabled():
+        return {m.__name__: m.objects.count() for m in (Organizer, Event, User, Team, Item, Quota)}
+
+
+@pytest.mark.django_db
+def test_bootstrap_creates_the_demo_and_is_idempotent(client):
+    first = bootstrap_demo()
+    assert set(first.created) == {"organizer", "admin", "team", "event"}
+    counts = _counts()
+
+    second = bootstrap_demo()
+    assert second.created == []
+    assert _counts() == counts
+    assert (second.organizer.pk, second.event.pk, second.user.pk, second.team.pk) == (
+        first.organizer.pk, first.event.pk, first.user.pk, first.team.pk)
+
+    with scopes_disabled():
+        event = Event.objects.get(organizer__slug="demo", slug="demo")
+        assert event.live
+        plugins = event.get_plugins()
+        for module in (PAYMENT_PLUGIN, *DEMO_PLUGINS):
+            assert plugins.count(module) == 1
+        assert PAYMENT_PLUGIN in event.organizer.get_plugins()
+        assert event.settings.locales == ["fr", "en"]
+        assert event.items.count() == 3
+        assert event.get_payment_providers()["banktransfer"].is_enabled
+        assert not GlobalSettingsObject().settings.update_check_perform  # offline: no call to pretix.eu
+
+        user = User.objects.get(email=ADMIN_EMAIL)
+        assert user.is_staff and user.is_active and user.check_password(ADMIN_PASSWORD)
+        assert user.has_organizer_permission(event.organizer, "organizer.settings.general:write")
+        assert user.has_event_permission(event.organizer, event, "event.settings.general:write")
+
+    assert client.login(email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    resp = client.get("/control/event/demo/demo/settings/plugins")
+    assert resp.status_code == 200
+    for module in DEMO_PLUGINS:
+        assert f'id="plugin_{module}"' in resp.content.decode()
+
+
+@pytest.mark.django_db
+def test_bootstrap_re_enables_a_disabled_plugin_and_keeps_a_changed_password():
+    objs = bootstrap_demo()
+    with scopes_disabled():
+        objs.event.disable_plugin("pretix_sortir")
+        objs.event.save()
+        objs.user.set_password("changed-by-the-organiser")
+        objs.user.save()
+
+    bootstrap_demo()
+    with scopes_disabled():
+        objs.event.refresh_from_db()
+        objs.user.refresh_from_db()
+        assert "pretix_sortir" in objs.event.get_plugins()
+        assert objs.user.check_password("changed-by-the-organiser")
+
+
+@pytest.mark.django_db
+def test_configure_sortir_stores_the_token_encrypted_once():
+    organizer = bootstrap_demo().organizer
+    configure_sortir(organizer, "http://127.0.0.1:8081", "demo-apras-token")
+    stored = organizer.settings.get(SORTIR_API_TOKEN, as_type=str)
+    assert crypto.is_encrypted(stored) and "demo-apras-token" not in stored
+    assert organizer.settings.get(SORTIR_API_URL) == "http://127.0.0.1:8081"
+
+    configure_sortir(organizer, "http://127.0.0.1:8081", "demo-apras-token")
+    organizer.settings.flush()
+    assert organizer.settings.get(SORTIR_API_TOKEN, as_type=str) == stored
+    assert crypto.get_secret(organizer.settings, SORTIR_API_TOKEN) == "demo-apras-token"
+
+
+def test_config_file_keys_are_generated_once(tmp_path):
+    cfg_path = tmp_path / "pretix.cfg"
+    run.ensure_config(cfg_path, tmp_path)
+    first = configparser.RawConfigParser()
+    first.read(cfg_path)
+    assert first.get("pretix", "url") == "http://127.0.0.1:8000"
+    assert first.getboolean("pretix", "allow_http_to_private_networks")
+    assert not first.getboolean("django", "debug")
+    assert first.get("database", "backend") == "sqlite3"
+    Fernet(first.get("integrations", "encryption_keys").encode())  # a valid key
+    assert first.get("integrations", "hash_key")
+
+    run.ensure_config(cfg_path, tmp_path)
+    second = configparser.RawConfigParser()
+    second.read(cfg_path)
+    for option in ("encryption_keys", "hash_key"):
+        assert second.get("integrations", option) == first.get("integrations", option)
+
+
+def test_missing_simulator_modules_are_skipped():
+    specs = [
+        simulators.Simulator("apras", "APRAS", "pretix_integrations_core.testing.apras", "FakeApras", 0),
+        simulators.Simulator("nope", "Nope", "pretix_integrations_core.testing.does_not_exist", "FakeNope", 0),
+    ]
+    running, skipped = simulators.start_simulators(specs, log=lambda *a: None)
+    try:
+        assert [r.spec.key for r in running] == ["apras"]
+        assert [s.key for s in skipped] == ["nope"]
+        assert running[0].url.startswith("http://127.0.0.1:")
+    finally:
+        simulators.stop_simulators(running)
