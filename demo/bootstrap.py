@@ -145,6 +145,15 @@ def _offline_instance():
         gs.set("update_check_ack", True)
 
 
+def _ensure_sortir_product(event):
+    """The "Tarif Sortir!" ticket asks for a Sortir! card (idempotent, also for demo data made before this existed)."""
+    from pretix_sortir.models import SortirProduct
+
+    item = event.items.filter(default_price=Decimal("4.50")).first()
+    if item is not None and not SortirProduct.objects.filter(item=item).exists():
+        SortirProduct.objects.create(event=event, item=item)
+
+
 def bootstrap_demo() -> DemoObjects:
     """Create (once) the demo organiser, admin, team and event; make sure the demo plugins are enabled."""
     created = []
@@ -156,6 +165,7 @@ def bootstrap_demo() -> DemoObjects:
         if event is None:
             event = _create_event(organizer)
             created.append("event")
+        _ensure_sortir_product(event)
         missing = [m for m in (PAYMENT_PLUGIN, *DEMO_PLUGINS) if m not in event.get_plugins()]
         for module in missing:
             event.enable_plugin(module, allow_restricted=[module])

@@ -34,6 +34,8 @@ class Simulator:
     port: int
     #: optional "module:function" called as function(organizer, url, token) to point the plugin settings at it
     configure: str = ""
+    #: extra keyword arguments for the fake server (e.g. the demo's slow card)
+    options: dict = None
 
     @property
     def modules(self):
@@ -44,7 +46,8 @@ _KIT = "pretix_integrations_core.testing."
 
 SIMULATORS = [
     Simulator("apras", "APRAS (Sortir! card check)", _KIT + "apras", "FakeApras", 8081,
-              configure="demo.bootstrap:configure_sortir"),
+              configure="demo.bootstrap:configure_sortir",
+              options={"slow_cards": ("5555555555",), "slow_delay": 5.0, "names": {"1000000001": ("Camille", "Martin")}}),
     Simulator("helloasso", "HelloAsso", _KIT + "helloasso", "FakeHelloAsso", 8082),
     Simulator("calendly", "Calendly", _KIT + "calendly", "FakeCalendly", 8083),
     Simulator("docuseal", "DocuSeal", _KIT + "docuseal", "FakeDocuSeal", 8084),
@@ -91,7 +94,7 @@ def start_simulators(specs=None, host=HOST, log=print):
             continue
         try:
             module = importlib.import_module(name)
-            server = getattr(module, spec.class_name)(host=host, port=spec.port).start()
+            server = getattr(module, spec.class_name)(host=host, port=spec.port, **(spec.options or {})).start()
         except Exception as e:  # a simulator being written must not stop the demo
             log(f"  ! {spec.service}: simulator not started ({type(e).__name__}: {e})")
             skipped.append(spec)

@@ -1,5 +1,6 @@
 """The demo of ``make run``: its bootstrap (on the test database, never demo-data/), config file and simulator list."""
 import configparser
+from decimal import Decimal
 
 import pytest
 from cryptography.fernet import Fernet
@@ -116,3 +117,14 @@ def test_missing_simulator_modules_are_skipped():
         assert running[0].url.startswith("http://127.0.0.1:")
     finally:
         simulators.stop_simulators(running)
+
+
+@pytest.mark.django_db
+def test_demo_sortir_ticket_requires_a_card():
+    from pretix_sortir.models import SortirProduct
+
+    objs = bootstrap_demo()
+    bootstrap_demo()
+    with scopes_disabled():
+        flagged = SortirProduct.objects.filter(event=objs.event)
+        assert flagged.count() == 1 and flagged.get().item.default_price == Decimal("4.50")

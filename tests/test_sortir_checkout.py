@@ -194,3 +194,27 @@ def test_refused_token_reaches_organiser_through_pretix_notifications(client, so
     with django_capture_on_commit_callbacks(execute=True):
         questions(client, sortir_event, {cps[0]: VALID})
     assert any("APRAS refused our credentials" in m.subject + m.body for m in mailoutbox)
+
+
+@pytest.mark.django_db
+def test_prefill_attendee_name_from_apras(client, sortir_event, sortir_item, fake_apras, organizer):
+    fake_apras.names[VALID] = ("Camille", "Martin")
+    fake_apras.names[VALID2] = ("Léa", "Durand")
+    cps = add_to_cart(client, sortir_event, sortir_item, count=2)
+    questions(client, sortir_event, {cps[0]: VALID, cps[1]: VALID2})
+    confirm(client, sortir_event)
+    with scopes_disabled():
+        names = dict(Order.objects.get().positions.values_list("positionid", "attendee_name_cached"))
+        assert names == {1: "Camille Martin", 2: "Léa Durand"}
+        assert all(u.holder_name_secret == "" for u in CardUsage.objects.all())  # not kept once used
+
+
+@pytest.mark.django_db
+def test_prefill_off_keeps_names_empty(client, sortir_event, sortir_item, fake_apras, organizer):
+    organizer.settings.set("pretix_sortir_prefill_names", False)
+    fake_apras.names[VALID] = ("Camille", "Martin")
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    questions(client, sortir_event, {cps[0]: VALID})
+    confirm(client, sortir_event)
+    with scopes_disabled():
+        assert not Order.objects.get().positions.get().attendee_name_cached
