@@ -218,3 +218,12 @@ def test_prefill_off_keeps_names_empty(client, sortir_event, sortir_item, fake_a
     confirm(client, sortir_event)
     with scopes_disabled():
         assert not Order.objects.get().positions.get().attendee_name_cached
+
+
+@pytest.mark.django_db
+def test_messages_in_french(client, sortir_event, sortir_item):
+    sortir_event.settings.set("locales", ["en", "fr"])
+    client.get("/locale/set?locale=fr")
+    cps = add_to_cart(client, sortir_event, sortir_item)
+    r = questions(client, sortir_event, {cps[0]: "12"})
+    assert "Un numéro de carte Sortir! comporte 10 chiffres." in r.content.decode()

@@ -52,9 +52,9 @@ def main(mode):
             mo.write_bytes(data)
         elif not mo.exists() or mo.read_bytes() != data:
             stale.append(str(mo.relative_to(ROOT)))
-        untranslated = [m.id for m in catalog if m.id and not m.string and lang != "en"]
+        untranslated = [m.id for m in catalog if m.id and (not m.string or m.fuzzy) and lang != "en"]
         if untranslated:
-            stale.append(f"{po.relative_to(ROOT)}: {len(untranslated)} untranslated message(s), e.g. {untranslated[0]!r}")
+            stale.append(f"{po.relative_to(ROOT)}: {len(untranslated)} untranslated or fuzzy message(s), e.g. {untranslated[0]!r}")
         print(f"{po.relative_to(ROOT)}: {len([m for m in catalog if m.id])} messages")
     if stale:
         raise SystemExit("catalogues not up to date (run `make localecompile`):\n  " + "\n  ".join(stale))
