@@ -79,6 +79,13 @@ def _session(service: str) -> requests.Session:
     return s
 
 
+def close_sessions():
+    """Close this thread's pooled connections (tests call it so that no connection outlives its fake server)."""
+    for s in (getattr(_local, "sessions", None) or {}).values():
+        s.close()
+    _local.sessions = {}
+
+
 def validate_service_url(url: str):
     """Form validator: https is required, except where pretix allows requests to private networks (tests, demo)."""
     parts = urlsplit(url or "")

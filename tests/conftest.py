@@ -10,6 +10,8 @@ from django_scopes import scopes_disabled
 
 from pretix.base.models import Event, Item, Organizer, Quota, Team, User
 
+from pretix_integrations_core.httpclient import close_sessions
+
 pytest_plugins = ["pretix_integrations_core.testing.fixtures", "tests.sortir_utils"]
 
 
@@ -33,6 +35,13 @@ def clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_connections():
+    """A fake server's port may be reused by the next test's server: never reuse a pooled connection across tests."""
+    yield
+    close_sessions()
 
 
 @pytest.fixture

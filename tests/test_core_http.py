@@ -49,23 +49,27 @@ def test_get_returns_response_and_reuses_connection(server):
     assert len(server.requests) == 2 and len(ports) == 1
 
 
+# Timing assertions leave room for a loaded CI machine, but stay well below the server's delay: waiting for
+# the answer instead of honouring the timeout or the budget would fail them.
+
 def test_read_timeout_respected_within_budget(server):
-    server.fail_next(delay=2.0, times=5)
+    server.fail_next(delay=3.0, times=5)
     c = client(server, read_timeout=0.3, budget=0.8, max_attempts=5)
     t0 = time.monotonic()
     with pytest.raises(ServiceTimeout):
         c.request("GET", "/items/1", operation="read")
     elapsed = time.monotonic() - t0
-    assert elapsed < 1.1, elapsed
+    assert elapsed < 1.6, elapsed
+    assert len(server.requests) >= 2  # the read timeout, not the budget, ended the first attempt
 
 
 def test_total_budget_caps_slow_answers(server):
-    server.fail_next(delay=0.6, times=5)
+    server.fail_next(delay=3.0, times=5)
     c = client(server, read_timeout=5, budget=0.5)
     t0 = time.monotonic()
     with pytest.raises(ServiceTimeout):
         c.request("GET", "/items/1", operation="read")
-    assert time.monotonic() - t0 < 0.9
+    assert time.monotonic() - t0 < 1.5
 
 
 def test_retry_after_honoured_on_429(server):
