@@ -20,8 +20,13 @@ setup(
     packages=find_packages(include=["pretix_integrations_core*", "pretix_sortir*", "pretix_helloasso_bridge*", "pretix_crm_bridge*"]),
     include_package_data=True,
     install_requires=[
+        # what the code imports; all but pretix also come with pretix, but are named as direct imports
         "pretix>=2026.8.0,<2027",
+        "Django>=5.2,<6",
+        "django-scopes>=2.0",
+        "djangorestframework>=3.15",
         "requests>=2.31",
+        "urllib3>=2",
         "cryptography>=42",
     ],
     extras_require={
@@ -33,6 +38,7 @@ setup(
             "isort>=5.13",
             "psycopg2-binary>=2.9",
             "playwright>=1.40",
+            "beautifulsoup4>=4.12",
         ],
     },
     entry_points="""
