@@ -34,7 +34,7 @@ def send_grant(usage):
     repeated when its outcome is unknown: the usage is flagged for the organiser instead.
     """
     with transaction.atomic():
-        usage = CardUsage.objects.select_for_update().select_related("order", "order_position", "event__organizer").get(pk=usage.pk)
+        usage = CardUsage.objects.select_for_update(of=("self",)).select_related("order", "order_position", "event__organizer").get(pk=usage.pk)
         if usage.state != CardUsage.GRANT_PENDING:
             return
         usage.grant_attempts += 1

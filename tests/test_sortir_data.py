@@ -55,7 +55,7 @@ def test_rest_api_needs_orders_permission_and_active_plugin(client, organizer, s
     assert client.get(url, HTTP_AUTHORIZATION=f"Token {full.token}").status_code == 404
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # pretix's export task sets the isolation level on PostgreSQL: no wrapping transaction
 def test_exporter_csv_through_pretix_export_api(api_client, sortir_event, two_orders):
     base = f"/api/v1/organizers/{sortir_event.organizer.slug}/events/{sortir_event.slug}/exporters/"
     assert any(e["identifier"] == "pretix_sortir_usages" for e in api_client.get(base).json()["results"])

@@ -176,3 +176,17 @@ def test_release_on_cancel_off_keeps_card(client, paid_sortir_item, sortir_event
     with scopes_disabled():
         cancel_order(order.pk)
     assert usage().state == CardUsage.VALIDATED
+
+
+@pytest.mark.django_db
+def test_denied_order_releases_card(client, paid_sortir_item, sortir_event):
+    from pretix.base.services.orders import deny_order
+
+    paid_sortir_item.require_approval = True
+    paid_sortir_item.save()
+    order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
+    assert order.require_approval
+    assert usage().state == CardUsage.VALIDATED
+    with scopes_disabled():
+        deny_order(order)
+    assert usage().state == CardUsage.RELEASED
