@@ -81,7 +81,8 @@ def date_key(position) -> int:
 # -- abuse controls (cache-based; work on pretix's dummy cache through the per-process fallback) -------
 
 def _failure_key(client_ip):
-    return f"pretix_sortir:failures:{client_ip}"
+    # Not even the cache keeps the address itself.
+    return f"pretix_sortir:failures:{crypto.keyed_digest(client_ip, 'sortir-rate-limit')}"
 
 
 def too_many_failures(client_ip) -> bool:
