@@ -65,6 +65,7 @@ def run_checkout(event, item, cards):
     timings, queries = {}, {}
 
     def step(name, fn):
+        connection.queries_log.clear()  # the log is bounded: a full one would make every count 0
         with CaptureQueriesContext(connection) as ctx:
             t0 = time.perf_counter()
             resp = fn()
@@ -106,6 +107,7 @@ def main():
             run_checkout(event, sortir, valid[:TICKETS])
             apras.reset()
             plain_times, sortir_times = [], []
+            steps = {"plain": [], "sortir": []}
             q_plain = q_sortir = None
             for r in range(args.rounds):
                 cards = valid[(r + 1) * TICKETS:(r + 2) * TICKETS]
@@ -116,6 +118,7 @@ def main():
                 for name, item, c in order:
                     t, q = run_checkout(event, item, c)
                     (plain_times if name == "plain" else sortir_times).append(sum(t.values()))
+                    steps[name].append(t)
                     if name == "plain":
                         q_plain = q
                     else:
@@ -129,9 +132,11 @@ def main():
         print(f"median plain  : {med_plain * 1000:8.1f} ms")
         print(f"median sortir : {med_sortir * 1000:8.1f} ms")
         print(f"ratio         : {ratio:8.3f} (target <= 1.15)")
-        print(f"{'step':18} {'plain q':>8} {'sortir q':>9}")
+        print(f"{'step':18} {'plain q':>8} {'sortir q':>9} {'plain ms':>9} {'sortir ms':>10}")
         for s in q_plain:
-            print(f"{s:18} {q_plain[s]:8d} {q_sortir[s]:9d}")
+            mp = statistics.median(t[s] for t in steps["plain"]) * 1000
+            ms = statistics.median(t[s] for t in steps["sortir"]) * 1000
+            print(f"{s:18} {q_plain[s]:8d} {q_sortir[s]:9d} {mp:9.1f} {ms:10.1f}")
         print(f"APRAS card checks: {apras_calls} for {cards} distinct cards; grants sent after commit: {grants}")
         print(json.dumps({"ratio": round(ratio, 3), "queries_sortir": sum(q_sortir.values()), "queries_plain": sum(q_plain.values()),
                           "apras_calls": apras_calls, "cards": cards}))

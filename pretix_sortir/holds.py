@@ -142,19 +142,14 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
     """Check ``raw_card`` and bind it to ``position`` (a CartPosition). Raises CardError."""
     card = normalize(raw_card)
     card_digest = digest(card)
-    # One query for both: this position's current hold, and any active usage of the same card for this date.
-    rows = list(CardUsage.objects.filter(
-        Q(cart_position=position, state=CardUsage.HELD)
-        | Q(event=event, date_key=date_key(position), card_digest=card_digest, state__in=CardUsage.ACTIVE_STATES)
-    ).select_related("cart_position"))
-    existing = next((u for u in rows if u.cart_position_id == position.pk and u.state == CardUsage.HELD), None)
+    existing = current_hold(position)
     if existing and existing.card_digest == card_digest:
         return existing  # already checked: no second APRAS call
 
     if too_many_failures(client_ip):
         raise CardError(CardError.TOO_MANY_ATTEMPTS)
 
-    other = next((u for u in rows if u.card_digest == card_digest and u.cart_position_id != position.pk), None)
+    other = _conflicting(event, position, card_digest)
     if other is not None:
         if _is_stale(other):
             release(CardUsage.objects.filter(pk=other.pk))

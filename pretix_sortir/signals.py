@@ -196,8 +196,6 @@ class SortirOrderLogEntryType(OrderLogEntryType):
 
 
 log_entry_types.new_from_dict({
-    lifecycle.LOG_PREFIX + "grant_pending": _("Sortir! grant for card •••• {last4} (ticket #{position}) queued."),
-    lifecycle.LOG_PREFIX + "grant_skipped_testmode": _("Test mode: no Sortir! grant sent for card •••• {last4} (ticket #{position})."),
     lifecycle.LOG_PREFIX + "used": _("Sortir! grant sent to APRAS for card •••• {last4} (ticket #{position}, APRAS id {grant_id})."),
     lifecycle.LOG_PREFIX + "grant_retry": _("Sortir! grant for card •••• {last4} (ticket #{position}) failed and will be retried: {error}"),
     lifecycle.LOG_PREFIX + "grant_unknown": _("Sortir! grant for card •••• {last4} (ticket #{position}): no answer from APRAS, "
@@ -211,11 +209,19 @@ log_entry_types.new_from_dict({
 })(SortirOrderLogEntryType)
 
 
-@log_entry_types.new(lifecycle.LOG_PREFIX + "validated_many", _("Sortir! cards validated with the order."))
-class SortirCardsValidatedLogEntryType(OrderLogEntryType):
+class SortirCardsLogEntryType(OrderLogEntryType):
+    """Entries that cover several cards of one order: ``data = {"cards": [{"position", "last4"}, ...]}``."""
+
     def display(self, logentry, data):
         cards = ", ".join(_("ticket #{position}: •••• {last4}").format(**c) for c in data.get("cards", []))
-        return _("Sortir! cards validated with the order ({cards}).").format(cards=cards)
+        return str(self.plain).format(cards=cards)
+
+
+log_entry_types.new_from_dict({
+    lifecycle.LOG_PREFIX + "validated_many": _("Sortir! cards validated with the order ({cards})."),
+    lifecycle.LOG_PREFIX + "grant_pending_many": _("Order paid: Sortir! grants queued for APRAS ({cards})."),
+    lifecycle.LOG_PREFIX + "grant_skipped_testmode_many": _("Test mode: no Sortir! grant is sent to APRAS ({cards})."),
+})(SortirCardsLogEntryType)
 
 
 @log_entry_types.new(ACTION_CONFIG_PROBLEM, pgettext_lazy("sortir", "Sortir!: APRAS refused the token or is not configured."))
