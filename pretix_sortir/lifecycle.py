@@ -17,9 +17,14 @@ from .models import CardUsage
 LOG_PREFIX = "pretix_sortir.usage."
 
 
-def _log(order, action, usage, **data):
-    order.log_action(LOG_PREFIX + action, data={"position": usage.order_position.positionid if usage.order_position_id else None,
-                                                "last4": usage.card_last4, **data})
+def log_usage(usage, action, order=None, user=None, **data):
+    """One entry in the order's log for one card (position number and last four digits only)."""
+    order = order or (usage.order if usage.order_id else None)
+    if order is None:
+        return
+    order.log_action(LOG_PREFIX + action, user=user, data={
+        "position": usage.order_position.positionid if usage.order_position_id else None, "last4": usage.card_last4, **data,
+    })
 
 
 def _cards(usages):
@@ -119,7 +124,7 @@ def _release_and_log(order, qs, reason):
     # The service key stays (encrypted) until the retention period ends, so a reactivated order can still send its grant.
     release(CardUsage.objects.filter(pk__in=[u.pk for u in usages]), erase=False)
     for u in usages:
-        _log(order, "released", u, reason=reason)
+        log_usage(u, "released", order=order, reason=reason)
 
 
 def reactivate_order(order):
@@ -136,9 +141,9 @@ def reactivate_order(order):
                 else:
                     state = CardUsage.VALIDATED
                 CardUsage.objects.filter(pk=u.pk).update(state=state, grant_next_attempt=now())
-            _log(order, "retaken", u)
+            log_usage(u, "retaken", order=order)
         except IntegrityError:
-            _log(order, "retake_failed", u)
+            log_usage(u, "retake_failed", order=order)
 
 
 def next_retry(attempts):

@@ -13,19 +13,12 @@ from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigu
 
 from .config import apras_client
 from .holds import release_stale_holds
-from .lifecycle import LOG_PREFIX, next_retry
+from .lifecycle import log_usage, next_retry
 from .models import CardUsage
 
 logger = logging.getLogger(__name__)
 
 MAX_GRANT_ATTEMPTS = 8
-
-
-def _log(usage, action, **data):
-    if usage.order_id:
-        usage.order.log_action(LOG_PREFIX + action, data={
-            "position": usage.order_position.positionid if usage.order_position_id else None, "last4": usage.card_last4, **data,
-        })
 
 
 def send_grant(usage):
@@ -43,24 +36,24 @@ def send_grant(usage):
             receipt = apras_client(usage.event.organizer).grant(key)
         except crypto.SecretError as e:
             usage.state, usage.grant_last_error = CardUsage.GRANT_FAILED, str(e)
-            _log(usage, "grant_failed", error=str(e))
+            log_usage(usage, "grant_failed", error=str(e))
         except ExternalServiceError as e:
             usage.grant_last_error = str(e)
             if e.outcome_unknown:
                 usage.state = CardUsage.GRANT_UNKNOWN
-                _log(usage, "grant_unknown", error=str(e))
+                log_usage(usage, "grant_unknown", error=str(e))
             elif (e.transient or isinstance(e, ServiceConfigurationError)) and usage.grant_attempts < MAX_GRANT_ATTEMPTS:
                 usage.grant_next_attempt = next_retry(usage.grant_attempts)
-                _log(usage, "grant_retry", error=str(e), attempt=usage.grant_attempts)
+                log_usage(usage, "grant_retry", error=str(e), attempt=usage.grant_attempts)
             else:
                 usage.state = CardUsage.GRANT_FAILED
-                _log(usage, "grant_failed", error=str(e))
+                log_usage(usage, "grant_failed", error=str(e))
         else:
             usage.state = CardUsage.USED
             usage.grant_id = str(receipt.get("id", ""))[:64]
             usage.granted_at = now()
             usage.grant_last_error = ""
-            _log(usage, "used", grant_id=usage.grant_id)
+            log_usage(usage, "used", grant_id=usage.grant_id)
         usage.save()
 
 
@@ -89,8 +82,7 @@ def resend(usage, user=None):
         state=CardUsage.GRANT_PENDING, grant_next_attempt=now(), grant_attempts=0,
     )
     usage.refresh_from_db()
-    if usage.order_id:
-        usage.order.log_action(LOG_PREFIX + "grant_resend", user=user, data={"last4": usage.card_last4})
+    log_usage(usage, "grant_resend", user=user)
     # The organiser asked for it: with a worker it runs there, without one (eager mode) right after this request's commit.
     transaction.on_commit(lambda: send_grants.apply_async(kwargs={"event": usage.event_id, "usage_ids": [usage.pk]}))
 
