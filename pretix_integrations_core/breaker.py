@@ -30,6 +30,16 @@ def shared_cache():
     return cache
 
 
+def increment(cache, key, timeout) -> int:
+    """Atomically count in the cache; the count starts at 1 and expires ``timeout`` seconds after it was started."""
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=timeout)
+        return 1
+
+
 class CircuitBreaker:
     def __init__(self, service: str, scope, *, threshold: int = 5, cooldown: float = 30.0, cache=None):
         self.service = service
@@ -76,12 +86,7 @@ class CircuitBreaker:
             # A failed probe (or a late failure while open): open again for a full cool-down.
             self._open()
             return
-        self.cache.add(self._failures_key, 0, timeout=self._ttl())
-        try:
-            failures = self.cache.incr(self._failures_key)
-        except ValueError:  # expired between add and incr
-            self.cache.set(self._failures_key, 1, timeout=self._ttl())
-            failures = 1
+        failures = increment(self.cache, self._failures_key, self._ttl())
         if failures >= self.threshold:
             self._open()
 

@@ -59,4 +59,9 @@ def apras_client(organizer) -> AprasClient:
         raise ServiceConfigurationError(SERVICE, "configuration", detail=str(e)) from None
     if not cfg.api_url or not token:
         raise ServiceConfigurationError(SERVICE, "configuration")
-    return AprasClient(cfg.api_url, token, scope=f"organizer-{organizer.pk}", timeout=cfg.timeout)
+    return AprasClient(cfg.api_url, token, scope=breaker_scope(organizer), timeout=cfg.timeout)
+
+
+def breaker_scope(organizer) -> str:
+    """The circuit breaker of the buyers' card checks and grants is one per organiser."""
+    return f"organizer-{organizer.pk}"

@@ -5,7 +5,7 @@ from pretix_integrations_core.breaker import CircuitBreaker
 from pretix_integrations_core.errors import ServiceConfigurationError, ServiceNotFound, ServiceRateLimited, ServiceTimeout, ServiceUnavailable
 
 from .apras import SERVICE, AprasClient
-from .config import apras_client
+from .config import apras_client, breaker_scope
 
 PROBE_CARD = "0000000000"
 
@@ -23,7 +23,7 @@ def check_connection(organizer):
     except ServiceConfigurationError as e:
         return NOT_CONFIGURED, e.detail or _("Enter the APRAS API URL and token first.")
     # A private breaker scope: the probe is not blocked by, and does not count towards, the buyers' breaker.
-    probe = AprasClient(client.base_url, client.token, scope=f"organizer-{organizer.pk}-connection-test", timeout=client.timeout)
+    probe = AprasClient(client.base_url, client.token, scope=breaker_scope(organizer) + "-connection-test", timeout=client.timeout)
     try:
         probe.check_card(PROBE_CARD)
     except ServiceNotFound:
@@ -40,5 +40,5 @@ def check_connection(organizer):
         return UNREACHABLE, _("APRAS asks us to slow down. Try again in a minute.")
     except Exception as e:  # noqa: B902 - every other answer is "unexpected", with its safe description
         return UNEXPECTED, _("APRAS answered in an unexpected way: {error}").format(error=str(e) if hasattr(e, "service") else type(e).__name__)
-    CircuitBreaker(SERVICE, f"organizer-{organizer.pk}").reset()
+    CircuitBreaker(SERVICE, breaker_scope(organizer)).reset()
     return OK, _("Connection to APRAS works and the token was accepted.")

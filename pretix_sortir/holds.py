@@ -13,7 +13,7 @@ from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
 from pretix_integrations_core import crypto
-from pretix_integrations_core.breaker import shared_cache
+from pretix_integrations_core.breaker import increment, shared_cache
 from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError, ServiceNotFound
 
 from .config import apras_client
@@ -90,14 +90,8 @@ def too_many_failures(client_ip) -> bool:
 
 
 def count_failure(client_ip):
-    if not client_ip:
-        return
-    cache = shared_cache()
-    cache.add(_failure_key(client_ip), 0, timeout=FAILURE_WINDOW)
-    try:
-        cache.incr(_failure_key(client_ip))
-    except ValueError:
-        cache.set(_failure_key(client_ip), 1, timeout=FAILURE_WINDOW)
+    if client_ip:
+        increment(shared_cache(), _failure_key(client_ip), FAILURE_WINDOW)
 
 
 def _unknown_key(organizer_id, card_digest):
@@ -130,12 +124,10 @@ def release(queryset, erase=True):
     return queryset.update(state=CardUsage.RELEASED, updated=now(), **fields)
 
 
-def release_stale_holds(event=None):
+def release_stale_holds():
     """Holds whose cart position is gone or expired free their card (abandoned carts)."""
-    qs = CardUsage.objects.filter(state=CardUsage.HELD).filter(Q(cart_position__isnull=True) | Q(cart_position__expires__lt=now()))
-    if event is not None:
-        qs = qs.filter(event=event)
-    return release(qs)
+    return release(CardUsage.objects.filter(state=CardUsage.HELD).filter(
+        Q(cart_position__isnull=True) | Q(cart_position__expires__lt=now())))
 
 
 def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
