@@ -52,7 +52,7 @@ def check_cart_before_order(event, positions):
 
 
 def bind_order(order):
-    """order_placed: the holds become usages of the order's positions (one query to read, one to write, one log entry)."""
+    """order_placed: the holds become usages of the order's positions (one read, a small update per card, one log entry)."""
     positions = {_reference(op): op for op in order.positions.all()}
     positions.pop(None, None)
     if not positions:
