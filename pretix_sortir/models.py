@@ -34,22 +34,32 @@ class CardUsage(LoggedModel):
     the rule with a partial unique index over the active states, per event date.
     """
     HELD = "held"
+    #: degraded mode: APRAS could not answer at checkout; the number is kept encrypted until it is checked
+    UNCHECKED = "unchecked"
     VALIDATED = "validated"
     GRANT_PENDING = "grant_pending"
+    #: the grant request is being sent (committed before the POST: a crash leaves it for the organiser, never resent)
+    GRANT_SENDING = "grant_sending"
     USED = "used"
     GRANT_UNKNOWN = "grant_unknown"
     GRANT_FAILED = "grant_failed"
     RELEASED = "released"
+    #: a Sortir! ticket created outside the checkout (REST API, import, order change) that has no card yet
+    MISSING = "missing"
     STATES = (
         (HELD, pgettext_lazy("sortir_state", "Held in a cart")),
+        (UNCHECKED, pgettext_lazy("sortir_state", "Not checked yet (APRAS was unavailable)")),
         (VALIDATED, pgettext_lazy("sortir_state", "Validated (order placed)")),
         (GRANT_PENDING, pgettext_lazy("sortir_state", "Grant pending")),
+        (GRANT_SENDING, pgettext_lazy("sortir_state", "Grant being sent")),
         (USED, pgettext_lazy("sortir_state", "Used (grant sent)")),
         (GRANT_UNKNOWN, pgettext_lazy("sortir_state", "Grant outcome unknown: check with APRAS")),
         (GRANT_FAILED, pgettext_lazy("sortir_state", "Grant failed")),
         (RELEASED, pgettext_lazy("sortir_state", "Released")),
+        (MISSING, pgettext_lazy("sortir_state", "No card yet")),
     )
-    ACTIVE_STATES = (HELD, VALIDATED, GRANT_PENDING, USED, GRANT_UNKNOWN, GRANT_FAILED)
+    #: states that take the card for the event date (the unique index below must list the same)
+    ACTIVE_STATES = (HELD, UNCHECKED, VALIDATED, GRANT_PENDING, GRANT_SENDING, USED, GRANT_UNKNOWN, GRANT_FAILED)
 
     reference = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     event = models.ForeignKey("pretixbase.Event", on_delete=models.CASCADE, related_name="sortir_usages")
@@ -57,8 +67,10 @@ class CardUsage(LoggedModel):
                                  related_name="sortir_usages")
     #: subevent id, or 0 for events without dates: NULLs would escape the unique index on PostgreSQL
     date_key = models.PositiveIntegerField(default=0)
-    card_digest = models.CharField(max_length=64, db_index=True)
+    card_digest = models.CharField(max_length=64, db_index=True)  # empty while MISSING
     card_last4 = models.CharField(max_length=4)
+    #: the card number, encrypted, only while UNCHECKED (erased once APRAS has answered)
+    card_number_secret = models.TextField(blank=True, default="")
     service_key_secret = models.TextField(blank=True, default="", verbose_name=_("APRAS service key (encrypted)"))
     holder_name_secret = models.TextField(blank=True, default="")
     state = models.CharField(max_length=20, choices=STATES, default=HELD, db_index=True)
@@ -83,7 +95,8 @@ class CardUsage(LoggedModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["event", "date_key", "card_digest"],
-                condition=Q(state__in=("held", "validated", "grant_pending", "used", "grant_unknown", "grant_failed")),
+                condition=Q(state__in=("held", "unchecked", "validated", "grant_pending", "grant_sending", "used", "grant_unknown",
+                                       "grant_failed")),
                 name="sortir_one_active_card_per_event_date",
             ),
         ]
