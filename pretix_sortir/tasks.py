@@ -94,7 +94,10 @@ def _record_error(usage, error):
     if outcome == UNKNOWN:
         GRANTS.mark_unknown(usage.pk, grant_last_error=message, on_move=lambda: log_usage(usage, "grant_unknown", error=message))
     elif outcome == RETRY:
-        GRANTS.retry_later(usage.pk, next_retry(usage.grant_attempts), grant_last_error=message,
+        when = next_retry(usage.grant_attempts)
+        if error.retry_after:  # APRAS asked us to wait longer than our back-off
+            when = max(when, now() + timedelta(seconds=error.retry_after))
+        GRANTS.retry_later(usage.pk, when, grant_last_error=message,
                            on_move=lambda: log_usage(usage, "grant_retry", error=message, attempt=usage.grant_attempts))
     else:
         GRANTS.fail(usage.pk, grant_last_error=message, on_move=lambda: log_usage(usage, "grant_failed", error=message))

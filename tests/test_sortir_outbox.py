@@ -65,6 +65,17 @@ def test_grant_answered_with_5xx_is_retried_later(pending_grant, fake_apras, sta
     assert u.state == CardUsage.USED and u.grant_id and len(grants(fake_apras)) == 2
 
 
+@pytest.mark.django_db
+def test_grant_retry_honours_a_longer_retry_after(pending_grant, fake_apras):
+    fake_apras.fail_next(path="/grant", status=503, headers={"Retry-After": "7200"})
+    periodic(sender=None)
+    u = usage()
+    assert u.state == CardUsage.GRANT_PENDING and u.grant_next_attempt > now() + timedelta(minutes=119)
+    with freeze_time(now() + timedelta(minutes=30)):
+        periodic(sender=None)
+    assert len(grants(fake_apras)) == 1
+
+
 # -- the "being sent" state is committed before the POST ------------------------------------------------
 
 @pytest.mark.django_db
