@@ -20,7 +20,8 @@ class ExternalServiceError(Exception):
         self.operation = operation
         self.status = status
         self.retry_after = retry_after
-        #: the request may have reached the service and been processed although no answer came back
+        #: the request was sent but no answer came back (read timeout, connection dropped after sending): the
+        #: service may have processed it. Never set for an HTTP answer, not even a 5xx.
         self.outcome_unknown = outcome_unknown
         #: a short, non-sensitive explanation (e.g. an error title sent by the service)
         self.detail = detail

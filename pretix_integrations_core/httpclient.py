@@ -1,12 +1,19 @@
 """
 The one outbound HTTP layer of the suite, over ``requests``.
 
-- connections are reused (one pooled session per service and thread);
+- connections are reused (one pooled session per service, organiser scope and thread) and cookies are never kept,
+  so nothing set for one organiser can travel with another organiser's requests;
+- credentials never leave the configured host: an absolute URL to another origin (e.g. a link found in a
+  payload) is refused, and redirects are never followed (requests would strip ``Authorization`` on a
+  cross-host redirect, but not custom headers such as ``X-API-TOKEN``);
 - every attempt has a connect and a read timeout, and the whole operation a total time budget
   (retries, back-off, Retry-After waits and slow response bodies included);
 - only requests that are safe to repeat are retried: GET/HEAD/OPTIONS, or a call made with an
   idempotency key. Other requests are repeated only when they provably never left this machine
   (connection refused, connect timeout);
+- an HTTP answer, even a 5xx, is an answer: the error is transient and the caller may try again later.
+  Only "sent, but no answer" (read timeout or connection dropped after sending) leaves the outcome of a
+  request that is not safe to repeat unknown (``outcome_unknown``);
 - ``Retry-After`` on 429/503 is honoured when it fits in the budget;
 - errors map to the types in :mod:`pretix_integrations_core.errors`;
 - a :class:`~pretix_integrations_core.breaker.CircuitBreaker` per (service, organiser) fails fast
@@ -20,6 +27,8 @@ import logging
 import random
 import threading
 import time
+from collections import OrderedDict
+from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import urlsplit
 
 import requests
@@ -64,18 +73,39 @@ def register_sensitive_path(prefix: str):
     _sensitive_path_prefixes.add(prefix)
 
 
-def _session(service: str) -> requests.Session:
+#: pooled sessions kept per thread; the least recently used one is closed beyond this
+MAX_SESSIONS_PER_THREAD = 32
+
+
+class _NoCookies(DefaultCookiePolicy):
+    """A cookie policy that neither stores nor sends any cookie."""
+
+    def set_ok(self, cookie, request):
+        return False
+
+    def return_ok(self, cookie, request):
+        return False
+
+
+def _session(service: str, scope: str) -> requests.Session:
+    """This thread's pooled session for one service on behalf of one organiser (scope), without cookies."""
     sessions = getattr(_local, "sessions", None)
     if sessions is None:
-        sessions = _local.sessions = {}
-    s = sessions.get(service)
+        sessions = _local.sessions = OrderedDict()
+    key = (service, scope)
+    s = sessions.get(key)
     if s is None:
         s = requests.Session()
+        s.cookies.set_policy(_NoCookies())
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
         s.mount("http://", adapter)
         s.mount("https://", adapter)
         s.headers["User-Agent"] = f"pretix-fr-integrations/{__version__}"
-        sessions[service] = s
+        sessions[key] = s
+        while len(sessions) > MAX_SESSIONS_PER_THREAD:
+            sessions.popitem(last=False)[1].close()
+    else:
+        sessions.move_to_end(key)
     return s
 
 
@@ -83,7 +113,13 @@ def close_sessions():
     """Close this thread's pooled connections (tests call it so that no connection outlives its fake server)."""
     for s in (getattr(_local, "sessions", None) or {}).values():
         s.close()
-    _local.sessions = {}
+    _local.sessions = OrderedDict()
+
+
+def _origin(url: str):
+    parts = urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
 
 
 def validate_service_url(url: str):
@@ -140,6 +176,7 @@ class HttpClient:
                  read_timeout: float = 10.0, budget: float = 15.0, max_attempts: int = 3, backoff: float = 0.25,
                  breaker_threshold: int = 5, breaker_cooldown: float = 30.0, breaker: CircuitBreaker = None):
         self.service = service
+        self.scope = str(scope)
         self.base_url = (base_url or "").rstrip("/")
         self.headers = dict(headers or {})
         self.connect_timeout = connect_timeout
@@ -150,9 +187,13 @@ class HttpClient:
         self.breaker = breaker or CircuitBreaker(service, scope, threshold=breaker_threshold, cooldown=breaker_cooldown)
 
     def url(self, path: str) -> str:
+        """The URL of ``path``; an absolute URL (e.g. a link from a payload) is accepted only on the configured origin."""
         if path.startswith("http://") or path.startswith("https://"):
             return path
         return self.base_url + "/" + path.lstrip("/")
+
+    def is_own_origin(self, url: str) -> bool:
+        return bool(self.base_url) and _origin(url) == _origin(self.base_url)
 
     def request(self, method: str, path: str, *, operation: str, params=None, json=None, data=None, headers=None,
                 idempotency_key: str = None, idempotency_header: str = "Idempotency-Key", retry_safe: bool = None,
@@ -163,8 +204,13 @@ class HttpClient:
         ``retry_safe`` overrides the retry rule for calls whose idempotency key travels in the body.
         """
         method = method.upper()
-        if not self.base_url and not path.startswith("http"):
+        if not self.base_url:
             raise ServiceConfigurationError(self.service, operation, detail=str(_("No URL is configured.")))
+        url = self.url(path)
+        if not self.is_own_origin(url):
+            # The client's headers carry the organiser's credentials: they only ever go to the configured host.
+            raise ServiceConfigurationError(self.service, operation, detail=str(
+                _("The service pointed to another address than the configured one; nothing was sent there.")))
         hdrs = dict(self.headers)
         hdrs.update(headers or {})
         if idempotency_key:
@@ -172,7 +218,6 @@ class HttpClient:
         if retry_safe is None:
             retry_safe = method in SAFE_METHODS or bool(idempotency_key)
         deadline = time.monotonic() + (budget if budget is not None else self.budget)
-        url = self.url(path)
 
         attempt = 0
         while True:
@@ -202,7 +247,7 @@ class HttpClient:
                 self.breaker.record_success()
                 return resp
 
-            error = self._map_status(resp, operation, retry_safe)
+            error = self._map_status(resp, operation)
             if status >= 500:
                 self.breaker.record_failure()
             else:
@@ -217,7 +262,8 @@ class HttpClient:
     # -- internals -------------------------------------------------------------------------------
 
     def _send(self, method, url, deadline, *, timeout, **kwargs):
-        resp = _session(self.service).request(method, url, timeout=timeout, stream=True, allow_redirects=False, **kwargs)
+        # Redirects are never followed: the credentials in our headers must not reach another address.
+        resp = _session(self.service, self.scope).request(method, url, timeout=timeout, stream=True, allow_redirects=False, **kwargs)
         try:
             chunks, size = [], 0
             for chunk in resp.iter_content(16384):
@@ -245,7 +291,7 @@ class HttpClient:
             return ServiceBadResponse(self.service, operation), retry_safe
         return ServiceUnavailable(self.service, operation, outcome_unknown=not never_sent and not retry_safe), retry_safe or never_sent
 
-    def _map_status(self, resp, operation, retry_safe):
+    def _map_status(self, resp, operation):
         status = resp.status_code
         payload = None
         try:
@@ -260,12 +306,14 @@ class HttpClient:
         if status == 429:
             return ServiceRateLimited(self.service, operation, retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kwargs)
         if status >= 500:
-            retry_after = parse_retry_after(resp.headers.get("Retry-After")) if status == 503 else None
-            # 503 says the service did not take the request; after any other 5xx a POST may have been processed.
-            return ServiceUnavailable(self.service, operation, retry_after=retry_after,
-                                      outcome_unknown=not retry_safe and status != 503, **kwargs)
+            # An answer, not silence: the service says it could not handle the request now. Transient, so the
+            # caller tries again later (a request that is not safe to repeat is not repeated within this call).
+            return ServiceUnavailable(self.service, operation, retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                                      **kwargs)
         if 300 <= status < 400:
-            return ServiceBadResponse(self.service, operation, **kwargs)
+            return ServiceConfigurationError(self.service, operation, detail=str(
+                _("The service redirected the request to another address, which is not followed; check the configured URL.")),
+                **kwargs)
         return ServiceRejected(self.service, operation, **kwargs)
 
     def _backoff_delay(self, attempt):

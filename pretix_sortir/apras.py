@@ -12,6 +12,8 @@ from pretix_integrations_core.errors import ServiceBadResponse
 from pretix_integrations_core.httpclient import HttpClient, register_sensitive_path
 
 SERVICE = "APRAS"
+#: the longest a grant request may take, retries and slow bodies included (the outbox's sweep waits longer than this)
+GRANT_BUDGET = 15.0
 register_sensitive_path("/api/partners/")  # the card number is part of the check's path
 
 
@@ -49,7 +51,7 @@ class AprasClient:
             last_name=resp.headers.get("X-Apras-Nom", "").strip(),
         )
 
-    def grant(self, service_key: str, *, budget: float = 15.0) -> dict:
+    def grant(self, service_key: str, *, budget: float = GRANT_BUDGET) -> dict:
         """Record the purchase. A 2xx whose body is not the documented JSON still counts as delivered."""
         resp = self._http(max(self.timeout, 10.0), budget).request(
             "POST", "/api/partners/grant", operation="grant", json={"token": service_key},

@@ -202,6 +202,13 @@ log_entry_types.new_from_dict({
                                               "the outcome is unknown. Check with APRAS before sending it again. {error}"),
     lifecycle.LOG_PREFIX + "grant_failed": _("Sortir! grant for card •••• {last4} (ticket #{position}) failed: {error}"),
     lifecycle.LOG_PREFIX + "grant_resend": _("Sortir! grant for card •••• {last4} sent again on request."),
+    lifecycle.LOG_PREFIX + "grant_interrupted": _("Sortir! grant for card •••• {last4} (ticket #{position}): the sending was "
+                                                  "interrupted before APRAS's answer was recorded, the outcome is unknown. "
+                                                  "Check with APRAS, then send it again or mark it as done."),
+    lifecycle.LOG_PREFIX + "grant_marked_done": _("Sortir! grant for card •••• {last4} (ticket #{position}) marked as done "
+                                                  "by hand (confirmed with APRAS, no grant sent)."),
+    lifecycle.LOG_PREFIX + "grant_withdrawn": _("Sortir! grant for card •••• {last4} (ticket #{position}) not sent: "
+                                                "the ticket can no longer receive one ({reason})."),
     lifecycle.LOG_PREFIX + "released": _("Sortir! card •••• {last4} of ticket #{position} released ({reason})."),
     lifecycle.LOG_PREFIX + "retaken": _("Sortir! card •••• {last4} of ticket #{position} taken back after reactivation."),
     lifecycle.LOG_PREFIX + "retake_failed": _("Sortir! card •••• {last4} of ticket #{position} could not be taken back: "

@@ -12,6 +12,8 @@ urlpatterns = [
     re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/usages/$", views.UsageListView.as_view(), name="usages"),
     re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/usages/(?P<usage>\d+)/resend/$",
             views.UsageResendView.as_view(), name="usages.resend"),
+    re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/usages/(?P<usage>\d+)/done/$",
+            views.UsageMarkDoneView.as_view(), name="usages.done"),
 ]
 
 event_patterns = [

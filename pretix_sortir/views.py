@@ -15,7 +15,7 @@ from .connection import OK, check_connection
 from .dashboard import UsageFilterForm, state_counts, usages_of
 from .forms import SortirOrganizerSettingsForm, SortirProductsForm
 from .models import CardUsage
-from .tasks import resend
+from .tasks import mark_done, resend
 
 
 class OrganizerSettingsView(OrganizerSettingsFormView):
@@ -91,12 +91,25 @@ class UsageListView(SortirEventMixin, PaginationMixin, ListView):
         return ctx
 
 
-class UsageResendView(SortirEventMixin, View):
+class UsageGrantActionView(SortirEventMixin, View):
+    """The organiser resolves a failed or unknown grant (POST only; pretix's CSRF protection applies)."""
     permission = "event.orders:write"
 
     def post(self, request, *args, **kwargs):
         usage = get_object_or_404(CardUsage, event=request.event, pk=kwargs["usage"],
                                   state__in=(CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN))
-        resend(usage, user=request.user)
-        messages.success(request, _("The grant will be sent to APRAS again."))
-        return redirect(request.POST.get("next") if (request.POST.get("next") or "").startswith("/control/") else self.event_url("usages"))
+        self.act(usage)
+        nxt = request.POST.get("next") or ""
+        return redirect(nxt if nxt.startswith("/control/") else self.event_url("usages"))
+
+
+class UsageResendView(UsageGrantActionView):
+    def act(self, usage):
+        resend(usage, user=self.request.user)
+        messages.success(self.request, _("The grant will be sent to APRAS again."))
+
+
+class UsageMarkDoneView(UsageGrantActionView):
+    def act(self, usage):
+        mark_done(usage, user=self.request.user)
+        messages.success(self.request, _("The grant has been marked as done. No grant will be sent for this card."))

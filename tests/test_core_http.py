@@ -15,7 +15,7 @@ from pretix_integrations_core.errors import (
     ServiceBadResponse, ServiceCircuitOpen, ServiceConfigurationError, ServiceNotFound, ServiceRateLimited, ServiceRejected, ServiceTimeout, ServiceUnavailable,
 )
 from pretix_integrations_core.httpclient import HttpClient, parse_retry_after, validate_service_url
-from pretix_integrations_core.testing.fakeserver import FakeServer, json_response, route
+from pretix_integrations_core.testing.fakeserver import FakeServer, json_response, redirect_response, route
 
 
 class EchoServer(FakeServer):
@@ -28,6 +28,14 @@ class EchoServer(FakeServer):
     @route("POST", r"/items")
     def create_item(self, req):
         return json_response({"created": req.json}, status=201)
+
+    @route("GET", r"/login")
+    def login(self, req):
+        return json_response({"ok": True}, headers={"Set-Cookie": f"session={req.arg('who')}; Path=/"})
+
+    @route("GET", r"/moved")
+    def moved(self, req):
+        return redirect_response(req.arg("to"), status=int(req.arg("status", "302")))
 
 
 @pytest.fixture
@@ -100,21 +108,16 @@ def test_503_with_retry_after_is_retried(server):
     assert len(server.requests) == 2
 
 
-def test_post_without_idempotency_key_is_never_repeated(server):
-    server.fail_next(status=500, times=3)
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_post_5xx_is_an_answer_not_repeated_in_the_call_but_transient(server, status):
+    """A 5xx says the service did not handle the request: the caller retries later, no "outcome unknown"."""
+    server.fail_next(status=status, headers={"Retry-After": "1"}, times=3)
     c = client(server)
     with pytest.raises(ServiceUnavailable) as e:
         c.request("POST", "/items", json={"a": 1}, operation="create")
-    assert len(server.received("POST")) == 1
-    assert e.value.outcome_unknown
-
-
-def test_post_503_is_not_repeated_but_known_not_processed(server):
-    server.fail_next(status=503, headers={"Retry-After": "1"}, times=3)
-    with pytest.raises(ServiceUnavailable) as e:
-        client(server).request("POST", "/items", json={"a": 1}, operation="create")
-    assert len(server.received("POST")) == 1
-    assert not e.value.outcome_unknown and e.value.retry_after == 1
+    assert len(server.received("POST")) == 1  # not safe to repeat within the call
+    assert e.value.transient and not e.value.outcome_unknown
+    assert e.value.status == status and e.value.retry_after == 1
 
 
 def test_post_dropped_connection_is_not_repeated_and_flagged_unknown(server):
@@ -146,6 +149,54 @@ def test_post_with_idempotency_key_is_retried_with_same_key(server):
     assert {p.header("Idempotency-Key") for p in posts} == {"order-ABC12-1"}
 
 
+# -- sessions, cookies and credentials --------------------------------------------------------------
+
+@pytest.fixture
+def other_server():
+    with EchoServer() as s:
+        yield s
+
+
+def test_cookies_are_never_kept_nor_shared_between_organisers(server):
+    org1, org2 = client(server, scope="org1"), client(server, scope="org2")
+    org1.request("GET", "/login?who=org1", operation="login")
+    org1.request("GET", "/items/1", operation="read")
+    org2.request("GET", "/items/2", operation="read")
+    org2.request("GET", "/login?who=org2", operation="login")
+    org1.request("GET", "/items/3", operation="read")
+    assert len(server.requests) == 5
+    assert [r.header("Cookie") for r in server.requests] == [None] * 5
+
+
+def test_sessions_are_per_service_and_organiser():
+    from pretix_integrations_core.httpclient import _session
+
+    assert _session("Echo", "org1") is _session("Echo", "org1")
+    assert _session("Echo", "org1") is not _session("Echo", "org2")
+    assert _session("Echo", "org1") is not _session("Other", "org1")
+
+
+def test_absolute_url_to_another_host_is_refused_and_nothing_is_sent(server, other_server):
+    c = client(server, headers={"X-API-TOKEN": "secret-of-org1"})
+    with pytest.raises(ServiceConfigurationError) as e:
+        c.request("GET", other_server.url + "/items/1", operation="next page")
+    assert "secret-of-org1" not in str(e.value) and other_server.url not in str(e.value)
+    assert other_server.requests == [] and server.requests == []
+    # the same origin, written absolutely (e.g. a next-page link), is fine
+    assert c.request("GET", server.url + "/items/2?page=2", operation="next page").json() == {"id": 2}
+    assert server.requests[0].header("X-API-TOKEN") == "secret-of-org1"
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirect_to_another_host_is_not_followed_with_credentials(server, other_server, status):
+    c = client(server, headers={"X-API-TOKEN": "secret-of-org1", "Authorization": "Token t"})
+    with pytest.raises(ServiceConfigurationError) as e:
+        c.request("GET", f"/moved?status={status}&to={other_server.url}/items/1", operation="read")
+    assert e.value.status == status
+    assert other_server.requests == []
+    assert len(server.requests) == 1
+
+
 def test_get_retried_after_dropped_connection(server):
     server.fail_next(drop=True)
     c = client(server)
@@ -162,7 +213,7 @@ def test_connection_refused_maps_to_unavailable():
 
 @pytest.mark.parametrize("status,exc", [
     (401, ServiceConfigurationError), (403, ServiceConfigurationError), (404, ServiceNotFound),
-    (422, ServiceRejected), (400, ServiceRejected), (500, ServiceUnavailable),
+    (422, ServiceRejected), (400, ServiceRejected), (500, ServiceUnavailable), (502, ServiceUnavailable),
 ])
 def test_status_mapping(server, status, exc):
     server.fail_next(status=status, body={"message": "nope"}, times=5)
