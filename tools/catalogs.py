@@ -3,7 +3,7 @@ Extract and compile the gettext catalogues of every package of the suite, in pur
 with pretix), so that neither GNU gettext nor a compiler is needed on a fresh machine.
 
     python tools/catalogs.py compile   # .po -> .mo for every package and language; fails on any error
-    python tools/catalogs.py check     # compile in memory only and fail if a .mo is missing or stale
+    python tools/catalogs.py check     # compile in memory only and fail if a .mo is missing or says something else
 
 Extraction (``make localegen``) uses Django's makemessages, which needs GNU gettext.
 """
@@ -11,7 +11,7 @@ import io
 import sys
 from pathlib import Path
 
-from babel.messages.mofile import write_mo
+from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,14 @@ def compiled(lang, po):
     return catalog, buf.getvalue()
 
 
+def translations(mo_bytes):
+    """What a compiled catalogue translates, independent of the byte layout and the header (which change with the
+    babel version that wrote it: a fresh install may get a newer babel than the one that compiled the .mo)."""
+    catalog = read_mo(io.BytesIO(mo_bytes))
+    return {(m.context, m.id if isinstance(m.id, str) else tuple(m.id)):
+            m.string if isinstance(m.string, str) else tuple(m.string) for m in catalog if m.id}
+
+
 def main(mode):
     stale = []
     for lang, po in catalogues():
@@ -50,7 +58,7 @@ def main(mode):
         mo = po.with_suffix(".mo")
         if mode == "compile":
             mo.write_bytes(data)
-        elif not mo.exists() or mo.read_bytes() != data:
+        elif not mo.exists() or translations(mo.read_bytes()) != translations(data):
             stale.append(str(mo.relative_to(ROOT)))
         untranslated = [m.id for m in catalog if m.id and (not m.string or m.fuzzy) and lang != "en"]
         if untranslated:
