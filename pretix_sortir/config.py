@@ -16,6 +16,8 @@ PREFILL_NAMES = PREFIX + "prefill_names"
 RELEASE_ON_CANCEL = PREFIX + "release_on_cancel"
 USAGE_RETENTION_DAYS = PREFIX + "usage_retention_days"
 AUDIT_RETENTION_DAYS = PREFIX + "audit_retention_days"
+#: degraded mode: when APRAS cannot answer, accept the order, check the card later, hold the order for approval
+ACCEPT_UNCHECKED = PREFIX + "accept_unchecked"
 
 settings_hierarkey.add_default(API_URL, "", str)
 settings_hierarkey.add_default(API_TOKEN, "", str)
@@ -24,6 +26,7 @@ settings_hierarkey.add_default(PREFILL_NAMES, "True", bool)
 settings_hierarkey.add_default(RELEASE_ON_CANCEL, "True", bool)
 settings_hierarkey.add_default(USAGE_RETENTION_DAYS, "90", int)
 settings_hierarkey.add_default(AUDIT_RETENTION_DAYS, "365", int)
+settings_hierarkey.add_default(ACCEPT_UNCHECKED, "False", bool)
 
 
 @dataclass
@@ -35,6 +38,7 @@ class SortirConfig:
     release_on_cancel: bool
     usage_retention_days: int
     audit_retention_days: int
+    accept_unchecked: bool = False
 
     @classmethod
     def for_organizer(cls, organizer):
@@ -47,6 +51,7 @@ class SortirConfig:
             release_on_cancel=s.get(RELEASE_ON_CANCEL, as_type=bool),
             usage_retention_days=s.get(USAGE_RETENTION_DAYS, as_type=int),
             audit_retention_days=s.get(AUDIT_RETENTION_DAYS, as_type=int),
+            accept_unchecked=s.get(ACCEPT_UNCHECKED, as_type=bool),
         )
 
 

@@ -30,6 +30,14 @@ class SortirOrganizerSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
         label=_("Release the card when an order is cancelled"), required=False,
         help_text=_("The card can then be used again for the same event (cancelled, expired, denied or refunded orders)."),
     )
+    pretix_sortir_accept_unchecked = forms.BooleanField(
+        label=_("Accept orders while APRAS cannot answer"), required=False,
+        help_text=_("Off: when APRAS is slow or down, buyers of Sortir! tickets are asked to try again later. "
+                    "On: they can still order; the card is checked in the background as soon as APRAS answers "
+                    "again, and the order waits for approval (pretix's order approval) until then. An accepted "
+                    "card approves the order automatically; a refused card leaves it waiting for your decision "
+                    "and you are notified with the reason. The card number is kept encrypted until it is checked."),
+    )
     pretix_sortir_usage_retention_days = forms.IntegerField(
         label=_("Keep usage details for"), min_value=1, max_value=3650,
         help_text=_("Days after the end of the event. Afterwards only anonymous counts are kept."),

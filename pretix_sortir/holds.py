@@ -16,7 +16,7 @@ from pretix_integrations_core import crypto
 from pretix_integrations_core.breaker import increment, shared_cache
 from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError, ServiceNotFound
 
-from .config import apras_client
+from .config import SortirConfig, apras_client
 from .models import CardUsage, SortirProduct
 
 logger = logging.getLogger(__name__)
@@ -106,27 +106,34 @@ def _conflicting(event, position, card_digest):
     ).exclude(cart_position=position).select_related("cart_position").first()
 
 
+#: a card bound to a cart position, checked (HELD) or not checked yet because APRAS could not answer (UNCHECKED)
+HOLD_STATES = (CardUsage.HELD, CardUsage.UNCHECKED)
+
+
 def _is_stale(usage) -> bool:
     """A hold whose cart is gone or expired frees its card."""
-    if usage.state != CardUsage.HELD:
+    if usage.state not in HOLD_STATES or usage.order_id:
         return False
     cp = usage.cart_position
     return cp is None or (cp.expires is not None and cp.expires < now())
 
 
 def current_hold(position):
-    return CardUsage.objects.filter(cart_position=position, state=CardUsage.HELD).first()
+    return CardUsage.objects.filter(cart_position=position, state__in=HOLD_STATES).first()
 
 
 def release(queryset, erase=True):
-    """Free the cards of these usages; with ``erase`` their secrets are erased at once."""
+    """
+    Free the cards of these usages; with ``erase`` their secrets are erased at once. A card number kept for a
+    later check is always erased: a released card is never checked.
+    """
     fields = {"service_key_secret": "", "holder_name_secret": ""} if erase else {}
-    return queryset.update(state=CardUsage.RELEASED, updated=now(), **fields)
+    return queryset.update(state=CardUsage.RELEASED, updated=now(), card_number_secret="", **fields)
 
 
 def release_stale_holds():
     """Holds whose cart position is gone or expired free their card (abandoned carts)."""
-    return release(CardUsage.objects.filter(state=CardUsage.HELD).filter(
+    return release(CardUsage.objects.filter(state__in=HOLD_STATES, order__isnull=True).filter(
         Q(cart_position__isnull=True) | Q(cart_position__expires__lt=now())))
 
 
@@ -135,7 +142,7 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
     card = normalize(raw_card)
     card_digest = digest(card)
     existing = current_hold(position)
-    if existing and existing.card_digest == card_digest:
+    if existing and existing.card_digest == card_digest and existing.state == CardUsage.HELD:
         return existing  # already checked: no second APRAS call
 
     if too_many_failures(client_ip):
@@ -145,7 +152,7 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
     if other is not None:
         if _is_stale(other):
             release(CardUsage.objects.filter(pk=other.pk))
-        elif other.state == CardUsage.HELD and other.cart_id and other.cart_id == position.cart_id:
+        elif other.state in HOLD_STATES and other.cart_id and other.cart_id == position.cart_id:
             raise CardError(CardError.DUPLICATE_IN_CART)
         else:
             count_failure(client_ip)
@@ -169,9 +176,22 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
         raise CardError(CardError.UNAVAILABLE)
     except ExternalServiceError as e:
         logger.warning("Sortir! card check failed for event %s: %s", event.pk, e)
-        raise CardError(CardError.UNAVAILABLE)
+        if not (e.transient and SortirConfig.for_organizer(organizer).accept_unchecked):
+            raise CardError(CardError.UNAVAILABLE)
+        # Degraded mode (the organiser's choice): APRAS cannot answer, the card is held unchecked and checked
+        # in the background; the order waits for the organiser's approval until APRAS has accepted it.
+        if existing and existing.card_digest == card_digest:
+            return existing
+        return _create_hold(event, position, card, card_digest, existing, state=CardUsage.UNCHECKED,
+                            card_number_secret=crypto.encrypt(card))
 
     holder = " ".join(p for p in (result.first_name, result.last_name) if p)
+    return _create_hold(event, position, card, card_digest, existing, state=CardUsage.HELD,
+                        service_key_secret=crypto.encrypt(result.service_key),
+                        holder_name_secret=crypto.encrypt(holder) if holder else "")
+
+
+def _create_hold(event, position, card, card_digest, existing, **fields):
     try:
         with transaction.atomic():
             if existing:
@@ -179,9 +199,7 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
             return CardUsage.objects.create(
                 event=event, subevent=position.subevent, date_key=date_key(position),
                 card_digest=card_digest, card_last4=card[-4:],
-                service_key_secret=crypto.encrypt(result.service_key),
-                holder_name_secret=crypto.encrypt(holder) if holder else "",
-                state=CardUsage.HELD, cart_position=position, cart_id=position.cart_id,
+                cart_position=position, cart_id=position.cart_id, **fields,
             )
     except IntegrityError:
         # Another buyer won the race for the same card (the unique index decided).

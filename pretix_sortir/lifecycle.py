@@ -1,17 +1,19 @@
 """What happens to a card when its order moves: placed, paid, cancelled, changed, reactivated."""
+import json
 from datetime import timedelta
-from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
 
+from pretix.base.models import CartPosition
 from pretix.base.services.orders import OrderError
 
-from .checkout import FIELD_NAME, reference_from_stored
+from . import deferred_checks
+from .checkout import FIELD_NAME, reference_of, with_reference
 from .config import SortirConfig
-from .holds import holder_name, release, requires_card
+from .holds import HOLD_STATES, holder_name, release, requires_card
 from .models import CardUsage
 
 LOG_PREFIX = "pretix_sortir.usage."
@@ -34,21 +36,30 @@ def _cards(usages):
 
 
 def _reference(position):
-    return reference_from_stored(position.meta_info_data.get("question_form_data", {}).get(FIELD_NAME))
+    return reference_of(position)
 
 
-def check_cart_before_order(event, positions):
-    """validate_order: every Sortir! ticket must still hold its own, checked card."""
+def check_cart_before_order(event, positions, email=None):
+    """
+    validate_order: every Sortir! ticket must still hold its own card (checked, or unchecked in degraded mode).
+    The hold's reference goes into the position's meta_info, which pretix copies to the order position.
+    """
     needing = [cp for cp in positions if requires_card(event, cp.item_id, cp.variation_id)]
     if not needing:
+        deferred_checks.expect_order(None)
         return
-    refs = {cp.pk: _reference(cp) for cp in needing}
-    held = set(CardUsage.objects.filter(reference__in=[r for r in refs.values() if r], state=CardUsage.HELD)
-               .values_list("cart_position_id", "reference"))
+    holds = CardUsage.objects.filter(cart_position_id__in=[cp.pk for cp in needing], state__in=HOLD_STATES)
+    held = {u.cart_position_id: u for u in holds}
     for cp in needing:
-        if not refs[cp.pk] or (cp.pk, UUID(refs[cp.pk])) not in held:
+        if cp.pk not in held:
             raise OrderError(_("The Sortir! card number of the ticket “{item}” is missing or no longer reserved for you. "
                                "Please go back to the previous step and enter it again.").format(item=cp.item.name))
+    for cp in needing:
+        ref = str(held[cp.pk].reference)
+        if reference_of(cp) != ref or "|" in str(cp.meta_info_data.get("question_form_data", {}).get(FIELD_NAME, "")):
+            CartPosition.objects.filter(pk=cp.pk).update(meta_info=json.dumps(with_reference(cp.meta_info_data, ref)))
+    unchecked = [pk for pk, u in held.items() if u.state == CardUsage.UNCHECKED]
+    deferred_checks.expect_order(event, email=email, cart_position_ids=unchecked)
 
 
 def bind_order(order):
@@ -57,21 +68,28 @@ def bind_order(order):
     positions.pop(None, None)
     if not positions:
         return
-    usages = list(CardUsage.objects.filter(reference__in=list(positions), event=order.event, state=CardUsage.HELD))
+    usages = list(CardUsage.objects.filter(reference__in=list(positions), event=order.event, state__in=HOLD_STATES))
     if not usages:
         return
     prefill = SortirConfig.for_organizer(order.event.organizer).prefill_names
     for usage in usages:
         op = positions[str(usage.reference)]
         name = holder_name(usage)
+        # An unchecked card (degraded mode) stays unchecked: it is checked in the background (deferred_checks).
+        state = CardUsage.UNCHECKED if usage.state == CardUsage.UNCHECKED else CardUsage.VALIDATED
         # Plain per-row updates: cheaper than bulk_update's CASE expressions for the few tickets of an order.
-        CardUsage.objects.filter(pk=usage.pk).update(state=CardUsage.VALIDATED, order=order, order_position=op, cart_position=None,
+        CardUsage.objects.filter(pk=usage.pk).update(state=state, order=order, order_position=op, cart_position=None,
                                                      holder_name_secret="", updated=now())
+        usage.state = state
         usage.order_position = op
         if prefill and name and not op.attendee_name_cached:
             op.attendee_name_parts = {"_legacy": name}
             op.save(update_fields=["attendee_name_parts", "attendee_name_cached"])
-    order.log_action(LOG_PREFIX + "validated_many", data={"cards": _cards(usages)})
+    checked = [u for u in usages if u.state == CardUsage.VALIDATED]
+    if checked:
+        order.log_action(LOG_PREFIX + "validated_many", data={"cards": _cards(checked)})
+    if len(checked) < len(usages):
+        deferred_checks.order_placed_unchecked(order, [u for u in usages if u.state == CardUsage.UNCHECKED])
 
 
 def mark_paid(order):

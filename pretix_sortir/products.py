@@ -14,6 +14,20 @@ def set_flags(event, item, whole_item: bool, variation_ids):
         else:
             for v in item.variations.filter(pk__in=variation_ids):
                 SortirProduct.objects.create(event=event, item=item, variation=v)
+        if whole_item or SortirProduct.objects.filter(item=item).exists():
+            personalize(item)
+
+
+def personalize(item):
+    """
+    A Sortir! ticket is an admission ticket for one person. pretix lists the tickets of a personalized admission
+    product one per line (with their answers) on the review page and the order pages, instead of merging
+    identical tickets into "× 2": so each ticket shows its own card.
+    """
+    if item.pk and not (item.admission and item.personalized):
+        item.admission = item.personalized = True
+        type(item).objects.filter(pk=item.pk).update(admission=True, personalized=True)
+        item.event.cache.clear()
 
 
 class SortirItemForm(forms.Form):
@@ -27,7 +41,9 @@ class SortirItemForm(forms.Form):
         super().__init__(*args, initial=initial, **kwargs)
         self.fields["requires_card"] = forms.BooleanField(
             label=_("Requires a Sortir! card"), required=False,
-            help_text=_("Each ticket of this product asks for its own Sortir! card number, checked with APRAS."),
+            help_text=_("Each ticket of this product asks for its own Sortir! card number, checked with APRAS. "
+                        "The product becomes a personalized admission ticket, so each ticket is listed with its own "
+                        "card on the review page and the order pages."),
         )
         if item.pk and item.has_variations:
             self.fields["variations"] = forms.ModelMultipleChoiceField(

@@ -1,4 +1,5 @@
 """Signal receivers of pretix_sortir; they delegate to the modules that do the work."""
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.template.loader import get_template
 from django.templatetags.static import static
@@ -7,19 +8,21 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
 from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
+from pretix.base.models import Order
 from pretix.base.signals import (
     event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_paid, order_placed, order_reactivated, periodic_task,
     register_data_exporters, register_data_shredders, register_notification_types, validate_order,
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
-from pretix.presale.signals import html_head, question_form_fields, question_form_fields_overrides
+from pretix.presale.signals import checkout_confirm_page_content, html_head, question_form_fields, question_form_fields_overrides
+from pretix.presale.views import get_cart
 
 from . import config  # NOQA: F401 - registers the settings defaults
-from . import lifecycle
+from . import deferred_checks, lifecycle
 from .checkout import FIELD_NAME, RequestBinding, card_field_for
 from .holds import requires_card
-from .notifications import ACTION_CONFIG_PROBLEM, AprasConfigurationProblem
+from .notifications import ACTION_CONFIG_PROBLEM, AprasCardRefused, AprasConfigurationProblem
 from .products import SortirItemForm, copy_item_flags
 
 
@@ -116,7 +119,22 @@ def checkout_script(sender, request, **kwargs):
 
 @receiver(validate_order, dispatch_uid="pretix_sortir_validate_order")
 def check_cards_before_order(sender, positions, **kwargs):
-    lifecycle.check_cart_before_order(sender, positions)
+    lifecycle.check_cart_before_order(sender, positions, email=kwargs.get("email"))
+
+
+@receiver(post_save, sender=Order, dispatch_uid="pretix_sortir_order_created")
+def hold_order_with_unchecked_cards(sender, instance, created, **kwargs):
+    if created:
+        deferred_checks.order_created(instance)
+
+
+@receiver(checkout_confirm_page_content, dispatch_uid="pretix_sortir_confirm_unchecked")
+def confirm_page_unchecked_notice(sender, request, **kwargs):
+    from .checkout import unchecked_message
+    from .models import CardUsage
+
+    unchecked = CardUsage.objects.filter(cart_position__in=get_cart(request), state=CardUsage.UNCHECKED).order_by("pk")
+    return "".join(format_html('<div class="alert alert-warning">{}</div>', unchecked_message(u)) for u in unchecked)
 
 
 # -- order lifecycle -------------------------------------------------------------------------------
@@ -162,6 +180,14 @@ def periodic(sender, **kwargs):
     retry_due_grants.apply_async()
 
 
+@receiver(periodic_task, dispatch_uid="pretix_sortir_deferred_checks")
+def periodic_deferred_checks(sender, **kwargs):
+    from .models import CardUsage
+
+    if CardUsage.objects.filter(state=CardUsage.UNCHECKED, order__isnull=False).exists():  # scopes disabled: periodic
+        deferred_checks.check_unchecked_cards.apply_async()
+
+
 @receiver(periodic_task, dispatch_uid="pretix_sortir_retention")
 @minimum_interval(minutes_after_success=12 * 60)
 def periodic_retention(sender, **kwargs):
@@ -183,7 +209,7 @@ def shredder(sender, **kwargs):
 
 @receiver(register_notification_types, dispatch_uid="pretix_sortir_notification_types")
 def notification_types(sender, **kwargs):
-    return [AprasConfigurationProblem(sender)]
+    return [AprasConfigurationProblem(sender), AprasCardRefused(sender)]
 
 
 # -- log display -----------------------------------------------------------------------------------
