@@ -182,9 +182,13 @@ def periodic(sender, **kwargs):
 
 @receiver(periodic_task, dispatch_uid="pretix_sortir_deferred_checks")
 def periodic_deferred_checks(sender, **kwargs):
+    from django_scopes import scopes_disabled
+
     from .models import CardUsage
 
-    if CardUsage.objects.filter(state=CardUsage.UNCHECKED, order__isnull=False).exists():  # scopes disabled: periodic
+    with scopes_disabled():
+        waiting = CardUsage.objects.filter(state=CardUsage.UNCHECKED, order__isnull=False).exists()
+    if waiting:
         deferred_checks.check_unchecked_cards.apply_async()
 
 

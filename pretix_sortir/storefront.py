@@ -8,7 +8,9 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from pretix.helpers.http import get_client_ip
 from pretix.presale.views import get_cart
 
+from .checkout import unchecked_message
 from .holds import CardError, hold_card, requires_card
+from .models import CardUsage
 
 
 @method_decorator(xframe_options_exempt, name="dispatch")  # the checkout also runs inside the pretix widget
@@ -30,5 +32,7 @@ class CardCheckView(View):
         except CardError as e:
             status = 429 if e.code == CardError.TOO_MANY_ATTEMPTS else 200
             return JsonResponse({"valid": False, "code": e.code, "error": str(e)}, status=status)
+        if usage.state == CardUsage.UNCHECKED:  # degraded mode: APRAS cannot answer, the card is checked later
+            return JsonResponse({"valid": True, "unchecked": True, "last4": usage.card_last4, "message": str(unchecked_message(usage))})
         return JsonResponse({"valid": True, "last4": usage.card_last4,
                              "message": _("Sortir! card accepted (ending in {last4}).").format(last4=usage.card_last4)})
