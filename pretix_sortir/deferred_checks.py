@@ -98,7 +98,7 @@ def order_placed_unchecked(order, usages):
 def check_unchecked_cards(usage_ids=None):
     """Check the unchecked cards of placed orders (all of them, or these). One failing row does not stop the others."""
     with scopes_disabled():
-        qs = CardUsage.objects.filter(state=CardUsage.UNCHECKED, order__isnull=False)
+        qs = CardUsage.objects.filter(state=CardUsage.UNCHECKED, order__status__in=("n", "p"))  # pending or paid orders
         if usage_ids is not None:
             qs = qs.filter(pk__in=usage_ids)
         todo = list(qs.select_related("event__organizer").order_by("pk")[:200])

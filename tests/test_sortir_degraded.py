@@ -187,3 +187,23 @@ def test_organiser_setting_with_help_text(admin_client, organizer, fake_apras):
                             "pretix_sortir_audit_retention_days": "365", "pretix_sortir_accept_unchecked": "on"}, follow=True)
     organizer.settings.flush()
     assert organizer.settings.get("pretix_sortir_accept_unchecked", as_type=bool) is True
+
+
+@pytest.mark.django_db
+def test_order_approved_by_hand_before_the_check_gets_its_grant_once_accepted(
+        client, sortir_event, sortir_item, fake_apras, degraded, django_capture_on_commit_callbacks):
+    from pretix.base.services.orders import approve_order
+
+    order = order_with_apras_down(client, sortir_event, sortir_item, fake_apras, [VALID])
+    with scopes_disabled():
+        approve_order(order)  # the organiser did not wait for APRAS
+        order.refresh_from_db()
+        assert order.status == Order.STATUS_PAID
+        assert CardUsage.objects.get().state == CardUsage.UNCHECKED  # no grant for an unchecked card
+    background_checks(django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        assert CardUsage.objects.get().state == CardUsage.GRANT_PENDING
+    periodic(sender=None)
+    with scopes_disabled():
+        assert CardUsage.objects.get().state == CardUsage.USED
+    assert len(fake_apras.grants) == 1
