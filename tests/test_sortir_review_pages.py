@@ -162,3 +162,30 @@ def test_buyer_cannot_change_the_card_after_ordering(client, sortir_event, flagg
         op.refresh_from_db()
         assert op.meta_info_data["question_form_data"]["pretix_sortir_card"] == "•••••• 0001"
         assert list(CardUsage.objects.values_list("card_last4", flat=True)) == ["0001"]
+
+
+@pytest.mark.django_db
+def test_upgrade_moves_references_out_of_sight_and_personalizes_products(client, sortir_event, sortir_item):
+    """The data migration: older answers lose their reference (kept in meta_info), Sortir! products are listed per ticket."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("pretix_sortir.migrations.0003_cards_listed_per_ticket")
+    cps = add_to_cart(client, sortir_event, sortir_item, count=1)
+    questions(client, sortir_event, {cps[0]: VALID})
+    confirm(client, sortir_event)
+    with scopes_disabled():
+        order = Order.objects.get()
+        op = order.positions.get()
+        ref = str(op.sortir_usages.get().reference)
+        old = {"question_form_data": {"pretix_sortir_card": f"•••••• 0001|{ref}"}}
+        type(op).objects.filter(pk=op.pk).update(meta_info=json.dumps(old))
+        assert not Item.objects.get(pk=sortir_item.pk).personalized
+    with scopes_disabled():  # live models stand in for the migration's historical ones (which have no scopes)
+        migration.forwards(apps, None)
+    with scopes_disabled():
+        op.refresh_from_db()
+        assert op.meta_info_data == {"question_form_data": {"pretix_sortir_card": "•••••• 0001"}, "pretix_sortir": {"reference": ref}}
+        it = Item.objects.get(pk=sortir_item.pk)
+        assert it.personalized and it.admission
