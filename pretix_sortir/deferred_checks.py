@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.html import format_html
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 from django_scopes import scope, scopes_disabled
@@ -90,6 +91,19 @@ def order_placed_unchecked(order, usages):
     if getattr(settings, "HAS_CELERY", False):
         ids = [u.pk for u in usages]
         transaction.on_commit(lambda: check_unchecked_cards.apply_async(kwargs={"usage_ids": ids}))
+
+
+def buyer_notice(order):
+    """On the buyer's order page while cards wait for APRAS."""
+    if not (order.require_approval and order.status == order.STATUS_PENDING):
+        return ""
+    last4 = list(order.sortir_usages.filter(state=CardUsage.UNCHECKED).order_by("pk").values_list("card_last4", flat=True))
+    if not last4:
+        return ""
+    return format_html('<div class="alert alert-info">{}</div>', _(
+        "Your Sortir! cards ({cards}) could not be checked with APRAS when you ordered. They are checked as soon as "
+        "APRAS answers again; your order is confirmed once they are accepted."
+    ).format(cards=", ".join(f"•••• {x}" for x in last4)))
 
 
 # -- the background check -----------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from pretix.base.signals import (
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
-from pretix.presale.signals import checkout_confirm_page_content, html_head, question_form_fields, question_form_fields_overrides
+from pretix.presale.signals import (
+    checkout_confirm_page_content, html_head, order_info_top as presale_order_info_top, question_form_fields, question_form_fields_overrides,
+)
 from pretix.presale.views import get_cart
 
 from . import config  # NOQA: F401 - registers the settings defaults
@@ -178,6 +180,11 @@ def on_order_reactivated(sender, order, **kwargs):
 def periodic(sender, **kwargs):
     from .tasks import retry_due_grants
     retry_due_grants.apply_async()
+
+
+@receiver(presale_order_info_top, dispatch_uid="pretix_sortir_order_unchecked_notice")
+def order_page_unchecked_notice(sender, order, request, **kwargs):
+    return deferred_checks.buyer_notice(order)
 
 
 @receiver(periodic_task, dispatch_uid="pretix_sortir_deferred_checks")

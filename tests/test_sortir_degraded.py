@@ -76,6 +76,7 @@ def test_apras_down_order_waits_for_approval_then_card_accepted_approves_and_gra
         assert "•••• 0001" in held.display() and "•••• 0002" in held.display()
     html = client.get(f"{base(sortir_event)}/order/{order.code}/{order.secret}/?thanks=1").content.decode()
     assert "we still await approval by the event organizer" in html  # pretix's own words for an order in approval
+    assert "Your Sortir! cards (•••• 0001, •••• 0002) could not be checked with APRAS when you ordered." in html
 
     background_checks(django_capture_on_commit_callbacks)
     with scopes_disabled():
