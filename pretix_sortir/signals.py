@@ -8,9 +8,8 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
 from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.signals import (
-    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_import_columns, order_paid, order_placed, order_reactivated,
-    order_split, periodic_task,
-    register_data_exporters, register_data_shredders, register_notification_types, validate_order,
+    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_import_columns, order_paid, order_placed,
+    order_reactivated, order_split, periodic_task, register_data_exporters, register_data_shredders, register_notification_types, validate_order,
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval

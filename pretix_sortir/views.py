@@ -150,5 +150,5 @@ class UsageAttachCardView(SortirEventMixin, View):
             else:
                 messages.success(request, _("Card •••• {last4} attached to ticket #{position}.").format(
                     last4=usage.card_last4, position=usage.order_position.positionid))
-        return redirect(reverse("control:event.order", kwargs={"organizer": request.organizer.slug, "event": request.event.slug,
-                                                              "code": usage.order.code}))
+        kw = {"organizer": request.organizer.slug, "event": request.event.slug, "code": usage.order.code}
+        return redirect(reverse("control:event.order", kwargs=kw))
