@@ -173,8 +173,8 @@ def test_control_attach_form_then_payment_sends_grant(api_client, admin_client, 
 
 
 @pytest.mark.django_db
-def test_control_attach_shows_the_reason_and_needs_write_permission(client, api_client, admin_client, organizer, sortir_event,
-                                                                     paid_sortir_item):
+def test_control_attach_shows_the_reason_and_needs_write_permission(
+        client, api_client, admin_client, organizer, sortir_event, paid_sortir_item):
     api_order(api_client, sortir_event, paid_sortir_item)
     (u,) = usages()
     r = admin_client.post(attach_url(sortir_event, u), {"card_number": "9999999999"}, follow=True)
@@ -288,8 +288,8 @@ def test_added_position_and_product_change_to_sortir_are_flagged(api_client, sor
 
 
 @pytest.mark.django_db
-def test_product_change_to_plain_product_releases_card_even_without_release_on_cancel(client, sortir_event, paid_sortir_item,
-                                                                                        item, organizer):
+def test_product_change_to_plain_product_releases_card_even_without_release_on_cancel(
+        client, sortir_event, paid_sortir_item, item, organizer):
     organizer.settings.set("pretix_sortir_release_on_cancel", False)
     order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
     with scopes_disabled():
