@@ -7,9 +7,15 @@ Per event, the organiser decides whether such tickets are refused where pretix l
 (the CSV import, a buyer's own order change) or only flagged.
 """
 import logging
+import re
 from dataclasses import dataclass
 
+from django.contrib import messages
 from django.db import IntegrityError, transaction
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import resolve
+from django.utils.crypto import constant_time_compare
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
@@ -209,3 +215,70 @@ log_entry_types.new_from_dict({
     LOG_PREFIX + "split_to": _("Sortir! card •••• {last4} of ticket #{position} moved with its ticket to order {order}."),
     LOG_PREFIX + "split_from": _("Sortir! card •••• {last4} of ticket #{position} moved with its ticket from order {order}."),
 })(SortirMissingLogEntryType)
+
+
+# -- a buyer's own order change (add-ons, product change) ------------------------------------------
+
+_CHANGE_VIEWS = ("event.order.change", "event.order.position.change")
+_ADDON_FIELD = re.compile(r"^cp_(\d+)_(?:item_(\d+)|variation_(\d+)_(\d+))$")
+_ITEMVAR_FIELD = re.compile(r"^op-(\d+)-itemvar$")
+
+
+def _int(value):
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _new_sortir_tickets(event, positions, post):
+    """True if this POST of pretix's order change form would add a Sortir! ticket (add-on or product change)."""
+    for key, value in post.items():
+        m = _ADDON_FIELD.match(key)
+        if m:
+            base, item, variation = _int(m[1]), _int(m[2] or m[3]), _int(m[4]) or None
+            if base in positions and _int(value) > 0 and requires_card(event, item, variation):
+                current = sum(1 for op in positions.values() if op.addon_to_id == base and op.item_id == item
+                              and op.variation_id == variation and not op.is_bundled)
+                if _int(value) > current:
+                    return True
+            continue
+        m = _ITEMVAR_FIELD.match(key)
+        if m and _int(m[1]) in positions:
+            op = positions[_int(m[1])]
+            item, _sep, variation = str(value).partition("-")
+            item, variation = _int(item), _int(variation) or None
+            if (item, variation) != (op.item_id, op.variation_id) and requires_card(event, item, variation):
+                return True
+    return False
+
+
+def refuse_buyer_change(event, request):
+    """
+    process_request: pretix offers no hook to refuse a buyer's own order change, so with "refuse" the POST of the
+    change form that would add a Sortir! ticket is answered before pretix's view sees it (the order stays as it is).
+    """
+    if request.method != "POST" or not request.path_info.endswith("/change"):
+        return None
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Http404:
+        return None
+    if match.url_name not in _CHANGE_VIEWS or not refuses_orders_without_card(event):
+        return None
+    from pretix.base.models import Order
+
+    order = Order.objects.filter(event=event, code=match.kwargs.get("order", "")).first()
+    if order is None:
+        return None
+    positions = {op.pk: op for op in order.positions.all()}
+    if match.url_name == "event.order.change":
+        allowed = constant_time_compare(order.secret.lower(), str(match.kwargs.get("secret", "")).lower())
+    else:
+        allowed = any(constant_time_compare(op.web_secret.lower(), str(match.kwargs.get("secret", "")).lower())
+                      for op in positions.values() if str(op.positionid) == str(match.kwargs.get("position")))
+    if not allowed or not _new_sortir_tickets(event, positions, request.POST):
+        return None
+    messages.error(request, _("A Sortir! ticket needs a card that is checked when you buy it: it cannot be added to an "
+                              "existing order. Please buy it in a new order, or contact the organizer."))
+    return redirect(request.get_full_path())

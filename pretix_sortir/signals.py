@@ -13,7 +13,7 @@ from pretix.base.signals import (
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
-from pretix.presale.signals import html_head, question_form_fields, question_form_fields_overrides
+from pretix.presale.signals import html_head, process_request, question_form_fields, question_form_fields_overrides
 
 from . import config  # NOQA: F401 - registers the settings defaults
 from . import missing  # NOQA: F401 - registers the event setting and log entry types
@@ -160,6 +160,11 @@ def on_order_changed(sender, order, **kwargs):
 @receiver(order_split, dispatch_uid="pretix_sortir_order_split")
 def on_order_split(sender, original, split_order, **kwargs):
     lifecycle.follow_split(original, split_order)
+
+
+@receiver(process_request, dispatch_uid="pretix_sortir_buyer_change")
+def refuse_buyer_change(sender, request, **kwargs):
+    return missing.refuse_buyer_change(sender, request)
 
 
 @receiver(order_import_columns, dispatch_uid="pretix_sortir_import_columns")

@@ -338,6 +338,40 @@ def test_date_change_checks_the_card_for_the_new_date(api_client, sortir_event, 
     assert [(u.state, u.date_key) for u in usages(order=other)] == [(CardUsage.VALIDATED, d2.pk)]
 
 
+@pytest.fixture
+def addon_shop(sortir_event, paid_sortir_item, item):
+    from pretix.base.models import ItemAddOn, ItemCategory
+    cat = ItemCategory.objects.create(event=sortir_event, name="Extras", is_addon=True)
+    paid_sortir_item.category = cat
+    paid_sortir_item.save()
+    ItemAddOn.objects.create(base_item=item, addon_category=cat, min_count=0, max_count=2)
+    sortir_event.settings.set("change_allow_user_addons", True)
+    return item, paid_sortir_item
+
+
+def buyer_change(event, order, data):
+    url = f"/{event.organizer.slug}/{event.slug}/order/{order.code}/{order.secret}/change"
+    return Client().post(url, data, follow=True)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("setting", ["refuse", "allow"])
+def test_buyer_addon_change(api_client, sortir_event, addon_shop, setting):
+    base_item, sortir_addon = addon_shop
+    sortir_event.settings.set("pretix_sortir_orders_without_card", setting)
+    order = api_order(api_client, sortir_event, base_item)
+    with scopes_disabled():
+        pos = order.positions.get()
+    r = buyer_change(sortir_event, order, {f"cp_{pos.pk}_item_{sortir_addon.pk}": "1", "confirm": "true"})
+    with scopes_disabled():
+        added = order.positions.filter(item=sortir_addon).count()
+    if setting == "refuse":
+        assert "cannot be added to an existing order" in r.content.decode() and added == 0 and usages() == []
+    else:
+        assert added == 1
+        assert [(u.state, u.order_position.addon_to_id) for u in usages()] == [(CardUsage.MISSING, pos.pk)]
+
+
 # -- order split ------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
