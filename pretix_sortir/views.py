@@ -15,7 +15,7 @@ from pretix.control.views.event import EventSettingsFormView
 from pretix.control.views.organizer import OrganizerDetailViewMixin, OrganizerSettingsFormView
 
 from .connection import OK, check_connection
-from .dashboard import UsageFilterForm, state_counts, usages_of
+from .dashboard import UsageFilterForm, missing_count, state_counts, usages_of
 from .forms import AttachCardForm, SortirEventSettingsForm, SortirOrganizerSettingsForm, SortirProductsForm
 from .holds import CardError
 from .missing import AttachError, attach_card
@@ -93,7 +93,7 @@ class UsageListView(SortirEventMixin, PaginationMixin, ListView):
         ctx["can_resend"] = self.request.user.has_event_permission(
             self.request.organizer, self.request.event, "event.orders:write", request=self.request)
         ctx["resendable"] = (CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN)
-        ctx["missing_count"] = CardUsage.objects.filter(event=self.request.event, state=CardUsage.MISSING).count()
+        ctx["missing_count"] = missing_count(self.request.event)
         ctx["missing"] = CardUsage.MISSING
         return ctx
 

@@ -87,7 +87,7 @@ def test_api_order_gets_flagged_on_order_page_dashboard_and_api(api_client, admi
 
     dash = f"/control/event/{sortir_event.organizer.slug}/{sortir_event.slug}/sortir/usages/"
     r = admin_client.get(dash).content.decode()
-    assert "1 Sortir! ticket has no card yet" in r and 'data-state="missing">1<' in r
+    assert "1 Sortir! ticket of a pending or paid order has no card yet" in r and 'data-state="missing">1<' in r
 
     listed = api_client.get(api(sortir_event, "sortir_usages/")).json()["results"]
     assert [(x["order"], x["positionid"], x["state"], x["needs_card"]) for x in listed] == [(order.code, 1, "missing", True)]
@@ -102,6 +102,10 @@ def test_dashboard_filter_shows_only_tickets_without_card(api_client, admin_clie
     assert flagged.code in r and carded.code not in r
     r = admin_client.get(dash + "?state=validated").content.decode()
     assert flagged.code not in r and carded.code in r
+    assert "has no card yet" in admin_client.get(dash).content.decode()
+    with scopes_disabled():
+        cancel_order(flagged.pk)
+    assert "has no card yet" not in admin_client.get(dash).content.decode()  # nothing left to attach
 
 
 @pytest.mark.django_db
