@@ -14,11 +14,11 @@ from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
 from pretix.base.modelimport import DataImportError
-from pretix.base.models import CachedFile, LogEntry, Order, OrderPayment, SubEvent, Team
+from pretix.base.models import CachedFile, Item, ItemAddOn, ItemCategory, ItemVariation, LogEntry, Order, OrderPayment, Quota, SubEvent, Team
 from pretix.base.services.modelimport import import_orders
 from pretix.base.services.orders import OrderChangeManager, cancel_order
 
-from pretix_sortir.models import CardUsage
+from pretix_sortir.models import CardUsage, SortirProduct
 from pretix_sortir.signals import periodic
 from tests.sortir_utils import VALID, VALID2, checkout
 
@@ -303,6 +303,41 @@ def test_product_change_to_plain_product_releases_card_even_without_release_on_c
     assert [u.state for u in usages()] == [CardUsage.RELEASED]
 
 
+@pytest.mark.django_db
+def test_variation_change_follows_the_sortir_flag_of_the_variation(api_client, client, sortir_event, fake_apras):
+    workshop = Item.objects.create(event=sortir_event, name="Workshop", default_price=Decimal("10.00"), admission=True)
+    reduced = ItemVariation.objects.create(item=workshop, value="Sortir!", default_price=Decimal("3.00"))
+    normal = ItemVariation.objects.create(item=workshop, value="Normal")
+    q = Quota.objects.create(event=sortir_event, name="Workshop", size=10)
+    q.items.add(workshop)
+    q.variations.add(reduced, normal)
+    SortirProduct.objects.create(event=sortir_event, item=workshop, variation=reduced)
+
+    r = api_client.post(api(sortir_event, "orders/"), {
+        "email": "b@example.org", "locale": "en", "sales_channel": "web", "payment_provider": "manual",
+        "positions": [{"positionid": 1, "item": workshop.pk, "variation": normal.pk, "price": "10.00"}],
+    }, content_type="application/json")
+    assert r.status_code == 201, r.content
+    with scopes_disabled():
+        order = Order.objects.get(code=r.json()["code"])
+    assert usages() == []
+    with scopes_disabled():
+        ocm = OrderChangeManager(order)
+        ocm.change_item(order.positions.get(), workshop, reduced)
+        ocm.commit()
+    (u,) = usages()
+    assert u.state == CardUsage.MISSING
+    r = api_client.post(api(sortir_event, f"sortir_usages/{u.pk}/attach_card/"), {"card_number": VALID3},
+                        content_type="application/json")
+    assert r.status_code == 200 and r.json()["state"] == "validated"
+    with scopes_disabled():
+        order.refresh_from_db()
+        ocm = OrderChangeManager(order)
+        ocm.change_item(order.positions.get(), workshop, normal)
+        ocm.commit()
+    assert [u.state for u in usages()] == [CardUsage.RELEASED]
+
+
 @pytest.fixture
 def dates(sortir_event, paid_sortir_item):
     sortir_event.has_subevents = True
@@ -344,7 +379,6 @@ def test_date_change_checks_the_card_for_the_new_date(api_client, sortir_event, 
 
 @pytest.fixture
 def addon_shop(sortir_event, paid_sortir_item, item):
-    from pretix.base.models import ItemAddOn, ItemCategory
     cat = ItemCategory.objects.create(event=sortir_event, name="Extras", is_addon=True)
     paid_sortir_item.category = cat
     paid_sortir_item.save()
