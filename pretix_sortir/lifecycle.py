@@ -53,29 +53,38 @@ def check_cart_before_order(event, positions):
 
 def bind_order(order):
     """
-    order_placed: the holds become usages of the order's positions (one read, a small update per card, one log
-    entry). Sortir! tickets that come without a hold (REST API, import) get a "no card yet" usage.
+    order_placed: the holds become usages of the order's positions. Sortir! tickets that come without a hold
+    (REST API, CSV import) get a "no card yet" usage, so the organiser sees them and can attach a card.
     """
     from .missing import flag_positions_without_card
 
     all_positions = list(order.positions.all())
+    usages = _bind_holds(order, all_positions)
+    flag_positions_without_card(order, positions=all_positions, bound={u.order_position.pk for u in usages})
+
+
+def _bind_holds(order, all_positions):
+    """One read, a small update per card, one log entry; returns the bound usages."""
     positions = {_reference(op): op for op in all_positions}
     positions.pop(None, None)
-    usages = list(CardUsage.objects.filter(reference__in=list(positions), event=order.event, state=CardUsage.HELD)) if positions else []
-    if usages:
-        prefill = SortirConfig.for_organizer(order.event.organizer).prefill_names
-        for usage in usages:
-            op = positions[str(usage.reference)]
-            name = holder_name(usage)
-            # Plain per-row updates: cheaper than bulk_update's CASE expressions for the few tickets of an order.
-            CardUsage.objects.filter(pk=usage.pk).update(state=CardUsage.VALIDATED, order=order, order_position=op, cart_position=None,
-                                                         holder_name_secret="", updated=now())
-            usage.order_position = op
-            if prefill and name and not op.attendee_name_cached:
-                op.attendee_name_parts = {"_legacy": name}
-                op.save(update_fields=["attendee_name_parts", "attendee_name_cached"])
-        order.log_action(LOG_PREFIX + "validated_many", data={"cards": _cards(usages)})
-    flag_positions_without_card(order, positions=all_positions, bound={u.order_position.pk for u in usages})
+    if not positions:
+        return []
+    usages = list(CardUsage.objects.filter(reference__in=list(positions), event=order.event, state=CardUsage.HELD))
+    if not usages:
+        return []
+    prefill = SortirConfig.for_organizer(order.event.organizer).prefill_names
+    for usage in usages:
+        op = positions[str(usage.reference)]
+        name = holder_name(usage)
+        # Plain per-row updates: cheaper than bulk_update's CASE expressions for the few tickets of an order.
+        CardUsage.objects.filter(pk=usage.pk).update(state=CardUsage.VALIDATED, order=order, order_position=op, cart_position=None,
+                                                     holder_name_secret="", updated=now())
+        usage.order_position = op
+        if prefill and name and not op.attendee_name_cached:
+            op.attendee_name_parts = {"_legacy": name}
+            op.save(update_fields=["attendee_name_parts", "attendee_name_cached"])
+    order.log_action(LOG_PREFIX + "validated_many", data={"cards": _cards(usages)})
+    return usages
 
 
 def mark_paid(order):
