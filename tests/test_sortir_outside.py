@@ -264,6 +264,44 @@ def test_import_without_card_allowed_by_event_setting_is_flagged(sortir_event, p
     assert u.state == CardUsage.MISSING and u.order.status == Order.STATUS_PENDING
 
 
+def control_import(admin_client, event, rows):
+    base = f"/control/event/{event.organizer.slug}/{event.slug}/orders/import/"
+    buf = io.StringIO()
+    csv.writer(buf).writerows([["Product", "Email", "Sortir! card number"]] + rows)
+    upload = ContentFile(buf.getvalue().encode(), name="in.csv")
+    r = admin_client.post(base, {"file": upload, "charset": "utf8"})
+    assert r.status_code == 302, r.content
+    process = r["Location"]
+    r = admin_client.get(process)
+    form = r.context["form"]
+    assert form.initial["pretix_sortir_card"] == "csv:Sortir! card number"  # found by its name
+    data = {}
+    for name, field in form.fields.items():  # every other column "keep empty", or its first fixed value
+        choices = [c[0] for c in getattr(field, "choices", [])]
+        data[name] = "empty" if "empty" in choices else next((c for c in choices if c.startswith("static:")), "")
+    data.update({"orders": "many", "status": "pending", "testmode": "", "item": "csv:Product", "email": "csv:Email",
+                 "sales_channel": "static:web", "locale": "static:en"})
+    data["pretix_sortir_card"] = form.initial["pretix_sortir_card"]
+    r = admin_client.post(process, data, follow=True)
+    return r
+
+
+@pytest.mark.django_db
+def test_control_import_page_offers_the_card_column(admin_client, sortir_event, paid_sortir_item):
+    r = control_import(admin_client, sortir_event, [[paid_sortir_item.pk, "a@example.org", "1000-0000-01"]])
+    assert r.status_code == 200
+    (u,) = usages()
+    assert u.state == CardUsage.VALIDATED and u.card_last4 == "0001" and u.order.status == Order.STATUS_PENDING
+
+
+@pytest.mark.django_db
+def test_control_import_shows_why_a_row_is_refused(admin_client, sortir_event, paid_sortir_item):
+    r = control_import(admin_client, sortir_event, [[paid_sortir_item.pk, "a@example.org", ""]])
+    assert "requires a Sortir! card number, and this event refuses tickets without a card" in r.content.decode()
+    with scopes_disabled():
+        assert not Order.objects.exists()
+
+
 # -- order changes ----------------------------------------------------------------------------------
 
 @pytest.mark.django_db
