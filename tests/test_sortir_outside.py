@@ -199,6 +199,7 @@ def test_event_setting_page(admin_client, sortir_event):
     url = f"/control/event/{sortir_event.organizer.slug}/{sortir_event.slug}/sortir/settings/"
     r = admin_client.get(url)
     assert r.status_code == 200 and "Sortir! tickets without a card" in r.content.decode()
+    assert url in admin_client.get(url.replace("/settings/", "/usages/")).content.decode()  # in the Sortir! menu
     assert sortir_event.settings.pretix_sortir_orders_without_card == "refuse"
     r = admin_client.post(url, {"pretix_sortir_orders_without_card": "allow"}, follow=True)
     assert "Your changes have been saved." in r.content.decode()
