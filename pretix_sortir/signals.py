@@ -8,14 +8,15 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
 from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.signals import (
-    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_paid, order_placed, order_reactivated, periodic_task,
-    register_data_exporters, register_data_shredders, register_notification_types, validate_order,
+    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_import_columns, order_paid, order_placed,
+    order_reactivated, order_split, periodic_task, register_data_exporters, register_data_shredders, register_notification_types, validate_order,
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
-from pretix.presale.signals import html_head, question_form_fields, question_form_fields_overrides
+from pretix.presale.signals import html_head, process_request, question_form_fields, question_form_fields_overrides
 
 from . import config  # NOQA: F401 - registers the settings defaults
+from . import missing  # NOQA: F401 - registers the event setting and log entry types
 from . import lifecycle
 from .checkout import FIELD_NAME, RequestBinding, card_field_for
 from .holds import requires_card
@@ -52,6 +53,9 @@ def nav_event_entries(sender, request, **kwargs):
     if allowed("event.orders:read"):
         children.append({"label": _("Card usages"), "url": reverse("plugins:pretix_sortir:usages", kwargs=kw),
                          "active": ours and url_name.startswith("usages")})
+    if allowed("event.settings.general:write"):
+        children.append({"label": _("Settings"), "url": reverse("plugins:pretix_sortir:event.settings", kwargs=kw),
+                         "active": ours and url_name == "event.settings"})
     if not children:
         return []
     return [{"label": _("Sortir!"), "url": children[0]["url"], "active": ours, "icon": "ticket", "children": children}]
@@ -68,6 +72,8 @@ def order_panel(sender, order, request, **kwargs):
         "usages": usages, "request": request,
         "can_resend": request.user.has_event_permission(request.organizer, request.event, "event.orders:write", request=request),
         "resendable": (CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN),
+        "missing": CardUsage.MISSING,
+        "attachable": order.status in (order.STATUS_PENDING, order.STATUS_PAID),
     }, request=request)
 
 
@@ -149,6 +155,22 @@ def on_order_denied(sender, order, **kwargs):
 @receiver(order_changed, dispatch_uid="pretix_sortir_order_changed")
 def on_order_changed(sender, order, **kwargs):
     lifecycle.release_changed_positions(order)
+
+
+@receiver(order_split, dispatch_uid="pretix_sortir_order_split")
+def on_order_split(sender, original, split_order, **kwargs):
+    lifecycle.follow_split(original, split_order)
+
+
+@receiver(process_request, dispatch_uid="pretix_sortir_buyer_change")
+def refuse_buyer_change(sender, request, **kwargs):
+    return missing.refuse_buyer_change(sender, request)
+
+
+@receiver(order_import_columns, dispatch_uid="pretix_sortir_import_columns")
+def import_columns(sender, **kwargs):
+    from .importing import SortirCardColumn
+    return [SortirCardColumn(sender)]
 
 
 @receiver(order_reactivated, dispatch_uid="pretix_sortir_order_reactivated")
