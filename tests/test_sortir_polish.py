@@ -214,7 +214,7 @@ def test_demo_filter_drops_only_the_port_only_origin_warning(client, caplog, adm
     try:
         with caplog.at_level(logging.WARNING, logger="pretix.control.views.auth"):
             client.post("/control/login", {"email": admin_user.email, "password": "x", "origin": "http://example.com:8000"})
-            client.post("/control/login/bad_origin_report", {"origin": "http://example.com:8000"})
+            assert client.post("/control/login/bad_origin", {"origin": "http://example.com:8000"}).status_code == 200
             assert not [r for r in caplog.records if "unexpected origin" in r.getMessage()]
             client.post("/control/login", {"email": admin_user.email, "password": "x", "origin": "http://evil.example.org"})
             assert [r for r in caplog.records if "unexpected origin" in r.getMessage()]
