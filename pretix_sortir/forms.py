@@ -24,7 +24,8 @@ class SortirOrganizerSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
     )
     pretix_sortir_prefill_names = forms.BooleanField(
         label=_("Pre-fill attendee names from APRAS"), required=False,
-        help_text=_("When APRAS returns the card holder's name, it is used as the ticket's attendee name."),
+        help_text=_("Only for an APRAS account that returns the card holder's name with the card check (the standard "
+                    "APRAS partner API does not): the name then becomes the ticket's attendee name. Leave it off otherwise."),
     )
     pretix_sortir_release_on_cancel = forms.BooleanField(
         label=_("Release the card when an order is cancelled"), required=False,

@@ -210,10 +210,34 @@ def notification_types(sender, **kwargs):
 
 # -- log display -----------------------------------------------------------------------------------
 
+#: the reason codes stored in log entries (``data["reason"]``), translated when the log is shown
+LOG_REASONS = {
+    "canceled": pgettext_lazy("sortir_reason", "order canceled"),
+    "order_canceled": pgettext_lazy("sortir_reason", "order canceled"),
+    "expired": pgettext_lazy("sortir_reason", "order expired"),
+    "denied": pgettext_lazy("sortir_reason", "order denied"),
+    "refunded": pgettext_lazy("sortir_reason", "order refunded"),
+    "order_not_paid": pgettext_lazy("sortir_reason", "order not paid"),
+    "position_canceled": pgettext_lazy("sortir_reason", "ticket canceled"),
+    "position_changed": pgettext_lazy("sortir_reason", "ticket changed"),
+    "changed": pgettext_lazy("sortir_reason", "ticket changed"),
+    "split": pgettext_lazy("sortir_reason", "ticket moved to another order"),
+    "no_card_required": pgettext_lazy("sortir_reason", "the ticket no longer needs a Sortir! card"),
+    "testmode": pgettext_lazy("sortir_reason", "test mode"),
+}
+
+
+def display_reason(code):
+    """A reason code in the reader's language; a code this version does not know is shown as it was stored."""
+    if not code:
+        return ""
+    return str(LOG_REASONS.get(code, str(code).replace("_", " ")))
+
+
 class SortirOrderLogEntryType(OrderLogEntryType):
     def display(self, logentry, data):
         return str(self.plain).format(position=data.get("position") or "?", last4=data.get("last4", ""),
-                                      reason=data.get("reason", ""), error=data.get("error", ""),
+                                      reason=display_reason(data.get("reason")), error=data.get("error", ""),
                                       grant_id=data.get("grant_id", ""))
 
 
