@@ -63,14 +63,26 @@ def check_cart_before_order(event, positions, email=None):
 
 
 def bind_order(order):
-    """order_placed: the holds become usages of the order's positions (one read, a small update per card, one log entry)."""
-    positions = {_reference(op): op for op in order.positions.all()}
+    """
+    order_placed: the holds become usages of the order's positions. Sortir! tickets that come without a hold
+    (REST API, CSV import) get a "no card yet" usage, so the organiser sees them and can attach a card.
+    """
+    from .missing import flag_positions_without_card
+
+    all_positions = list(order.positions.all())
+    usages = _bind_holds(order, all_positions)
+    flag_positions_without_card(order, positions=all_positions, bound={u.order_position.pk for u in usages})
+
+
+def _bind_holds(order, all_positions):
+    """One read, a small update per card, one log entry; returns the bound usages."""
+    positions = {_reference(op): op for op in all_positions}
     positions.pop(None, None)
     if not positions:
-        return
+        return []
     usages = list(CardUsage.objects.filter(reference__in=list(positions), event=order.event, state__in=HOLD_STATES))
     if not usages:
-        return
+        return []
     prefill = SortirConfig.for_organizer(order.event.organizer).prefill_names
     for usage in usages:
         op = positions[str(usage.reference)]
@@ -90,6 +102,7 @@ def bind_order(order):
         order.log_action(LOG_PREFIX + "validated_many", data={"cards": _cards(checked)})
     if len(checked) < len(usages):
         deferred_checks.order_placed_unchecked(order, [u for u in usages if u.state == CardUsage.UNCHECKED])
+    return usages
 
 
 def mark_paid(order):
@@ -125,16 +138,68 @@ def release_order(order, reason):
 
 
 def release_changed_positions(order):
-    """order_changed: cancelled positions, or positions changed to a product without Sortir!, free their card."""
-    if not SortirConfig.for_organizer(order.event.organizer).release_on_cancel:
-        return
-    stale = []
-    for u in order.sortir_usages.filter(state__in=CardUsage.ACTIVE_STATES).select_related("order_position__item", "order_position__variation"):
+    """
+    order_changed (control panel, REST API, a buyer's own change): each card follows its ticket.
+
+    - a cancelled position frees its card if the organiser releases on cancel;
+    - a position changed to a product without Sortir! frees its card;
+    - a position moved to another date keeps its card if the card is free on that date, otherwise the card is
+      released and the ticket is flagged "no card yet";
+    - a new Sortir! position (added, or changed to a Sortir! product) without a card is flagged "no card yet".
+    """
+    from .missing import flag_positions_without_card
+
+    release_on_cancel = SortirConfig.for_organizer(order.event.organizer).release_on_cancel
+    released, gone = [], []
+    qs = order.sortir_usages.filter(state__in=CardUsage.ACTIVE_STATES + (CardUsage.MISSING,)).select_related(
+        "order_position__item", "order_position__variation", "order_position__subevent")
+    for u in qs:
         op = u.order_position
-        if op is None or op.canceled or not requires_card(order.event, op.item_id, op.variation_id) or (op.subevent_id or 0) != u.date_key:
-            stale.append(u.pk)
-    if stale:
-        _release_and_log(order, CardUsage.objects.filter(pk__in=stale), "position_changed")
+        if u.state == CardUsage.MISSING:
+            if op is None or op.canceled or not requires_card(order.event, op.item_id, op.variation_id):
+                gone.append(u.pk)  # nothing to attach any more
+            elif (op.subevent_id or 0) != u.date_key:
+                CardUsage.objects.filter(pk=u.pk).update(subevent=op.subevent, date_key=op.subevent_id or 0, updated=now())
+        elif op is None or op.canceled:
+            if release_on_cancel:
+                released.append(u.pk)
+        elif not requires_card(order.event, op.item_id, op.variation_id):
+            released.append(u.pk)
+        elif (op.subevent_id or 0) != u.date_key:
+            _follow_new_date(order, u, op)
+    if gone:
+        release(CardUsage.objects.filter(pk__in=gone))
+    if released:
+        _release_and_log(order, CardUsage.objects.filter(pk__in=released), "position_changed")
+    flag_positions_without_card(order, reason="changed")
+
+
+def _follow_new_date(order, usage, op):
+    """The card is checked for the new date (the once-per-date rule, decided by the unique index)."""
+    try:
+        with transaction.atomic():
+            CardUsage.objects.filter(pk=usage.pk).update(subevent=op.subevent, date_key=op.subevent_id or 0, updated=now())
+    except IntegrityError:
+        release(CardUsage.objects.filter(pk=usage.pk), erase=False)
+        log_usage(usage, "taken_on_new_date", order=order)
+    else:
+        log_usage(usage, "date_changed", order=order)
+
+
+def follow_split(original, split_order):
+    """order_split: the cards of the moved tickets follow them to the new order (its payment sends their grants)."""
+    moved = list(CardUsage.objects.filter(order=original, order_position__order=split_order).select_related("order_position"))
+    if not moved:
+        return
+    CardUsage.objects.filter(pk__in=[u.pk for u in moved]).update(order=split_order, updated=now())
+    for u in moved:
+        if u.state == CardUsage.MISSING:
+            continue
+        card = {"position": u.order_position.positionid, "last4": u.card_last4}
+        original.log_action(LOG_PREFIX + "split_to", data={**card, "order": split_order.code})
+        split_order.log_action(LOG_PREFIX + "split_from", data={**card, "order": original.code})
+    if split_order.status == split_order.STATUS_PAID:
+        mark_paid(split_order)  # pretix sends no order_paid for a split-off order that its payments already cover
 
 
 def _release_and_log(order, qs, reason):

@@ -10,17 +10,18 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.models import Order
 from pretix.base.signals import (
-    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_paid, order_placed, order_reactivated, periodic_task,
-    register_data_exporters, register_data_shredders, register_notification_types, validate_order,
+    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_import_columns, order_paid, order_placed,
+    order_reactivated, order_split, periodic_task, register_data_exporters, register_data_shredders, register_notification_types, validate_order,
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import (
-    checkout_confirm_page_content, html_head, order_info_top as presale_order_info_top, question_form_fields, question_form_fields_overrides,
+    checkout_confirm_page_content, html_head, order_info_top as presale_order_info_top, process_request, question_form_fields, question_form_fields_overrides,
 )
 from pretix.presale.views import get_cart
 
 from . import config  # NOQA: F401 - registers the settings defaults
+from . import missing  # NOQA: F401 - registers the event setting and log entry types
 from . import deferred_checks, lifecycle
 from .checkout import FIELD_NAME, RequestBinding, card_field_for
 from .holds import requires_card
@@ -57,6 +58,9 @@ def nav_event_entries(sender, request, **kwargs):
     if allowed("event.orders:read"):
         children.append({"label": _("Card usages"), "url": reverse("plugins:pretix_sortir:usages", kwargs=kw),
                          "active": ours and url_name.startswith("usages")})
+    if allowed("event.settings.general:write"):
+        children.append({"label": _("Settings"), "url": reverse("plugins:pretix_sortir:event.settings", kwargs=kw),
+                         "active": ours and url_name == "event.settings"})
     if not children:
         return []
     return [{"label": _("Sortir!"), "url": children[0]["url"], "active": ours, "icon": "ticket", "children": children}]
@@ -73,6 +77,8 @@ def order_panel(sender, order, request, **kwargs):
         "usages": usages, "request": request,
         "can_resend": request.user.has_event_permission(request.organizer, request.event, "event.orders:write", request=request),
         "resendable": (CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN),
+        "missing": CardUsage.MISSING,
+        "attachable": order.status in (order.STATUS_PENDING, order.STATUS_PAID),
     }, request=request)
 
 
@@ -171,6 +177,22 @@ def on_order_changed(sender, order, **kwargs):
     lifecycle.release_changed_positions(order)
 
 
+@receiver(order_split, dispatch_uid="pretix_sortir_order_split")
+def on_order_split(sender, original, split_order, **kwargs):
+    lifecycle.follow_split(original, split_order)
+
+
+@receiver(process_request, dispatch_uid="pretix_sortir_buyer_change")
+def refuse_buyer_change(sender, request, **kwargs):
+    return missing.refuse_buyer_change(sender, request)
+
+
+@receiver(order_import_columns, dispatch_uid="pretix_sortir_import_columns")
+def import_columns(sender, **kwargs):
+    from .importing import SortirCardColumn
+    return [SortirCardColumn(sender)]
+
+
 @receiver(order_reactivated, dispatch_uid="pretix_sortir_order_reactivated")
 def on_order_reactivated(sender, order, **kwargs):
     lifecycle.reactivate_order(order)
@@ -225,10 +247,34 @@ def notification_types(sender, **kwargs):
 
 # -- log display -----------------------------------------------------------------------------------
 
+#: the reason codes stored in log entries (``data["reason"]``), translated when the log is shown
+LOG_REASONS = {
+    "canceled": pgettext_lazy("sortir_reason", "order canceled"),
+    "order_canceled": pgettext_lazy("sortir_reason", "order canceled"),
+    "expired": pgettext_lazy("sortir_reason", "order expired"),
+    "denied": pgettext_lazy("sortir_reason", "order denied"),
+    "refunded": pgettext_lazy("sortir_reason", "order refunded"),
+    "order_not_paid": pgettext_lazy("sortir_reason", "order not paid"),
+    "position_canceled": pgettext_lazy("sortir_reason", "ticket canceled"),
+    "position_changed": pgettext_lazy("sortir_reason", "ticket changed"),
+    "changed": pgettext_lazy("sortir_reason", "ticket changed"),
+    "split": pgettext_lazy("sortir_reason", "ticket moved to another order"),
+    "no_card_required": pgettext_lazy("sortir_reason", "the ticket no longer needs a Sortir! card"),
+    "testmode": pgettext_lazy("sortir_reason", "test mode"),
+}
+
+
+def display_reason(code):
+    """A reason code in the reader's language; a code this version does not know is shown as it was stored."""
+    if not code:
+        return ""
+    return str(LOG_REASONS.get(code, str(code).replace("_", " ")))
+
+
 class SortirOrderLogEntryType(OrderLogEntryType):
     def display(self, logentry, data):
         return str(self.plain).format(position=data.get("position") or "?", last4=data.get("last4", ""),
-                                      reason=data.get("reason", ""), error=data.get("error", ""),
+                                      reason=display_reason(data.get("reason")), error=data.get("error", ""),
                                       grant_id=data.get("grant_id", ""))
 
 

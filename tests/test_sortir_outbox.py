@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import DatabaseError, connection, transaction
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils.timezone import now
 from django_scopes import scope, scopes_disabled
 from freezegun import freeze_time
@@ -139,7 +139,9 @@ def test_database_failure_after_the_post_never_leads_to_a_second_post(pending_gr
 def test_worker_killed_between_post_and_commit(client, paid_sortir_item, sortir_event, fake_apras):
     """A real worker process claims the grant and POSTs it, then is killed while APRAS is answering."""
     order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
-    pay(order)
+    with override_settings(HAS_CELERY=False):  # with redis configured, the grant would be sent (eagerly) at payment
+        pay(order)
+    assert usage().state == CardUsage.GRANT_PENDING
     fake_apras.fail_next(path="/grant", delay=20)
     script = textwrap.dedent("""
         import django
