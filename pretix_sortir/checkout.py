@@ -10,6 +10,8 @@ The hold's reference is not part of what pretix displays: it is written to the p
 order position. Positions saved by older versions carry it in the displayed value (``"•••••• 7890|<uuid>"``):
 :func:`reference_of` still reads that format.
 """
+import json
+
 from django import forms
 from django.contrib import messages
 from django.utils.translation import gettext_lazy as _
@@ -63,6 +65,14 @@ def with_reference(meta_info: dict, reference) -> dict:
     if isinstance(answers, dict) and FIELD_NAME in answers:
         meta_info["question_form_data"] = {**answers, FIELD_NAME: display_value(answers[FIELD_NAME])}
     return meta_info
+
+
+def show_card(position, usage):
+    """A card attached after the checkout (order page, API, import) is listed on the order pages like a checkout card."""
+    data = position.meta_info_data or {}
+    data.setdefault("question_form_data", {})[FIELD_NAME] = stored_value(usage)
+    position.meta_info = json.dumps(data)
+    position.save(update_fields=["meta_info"])
 
 
 class CardNumberInput(forms.TextInput):

@@ -25,6 +25,7 @@ from pretix.base.settings import settings_hierarkey
 from pretix_integrations_core import crypto
 from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError, ServiceNotFound
 
+from .checkout import show_card
 from .config import apras_client
 from .holds import CardError, digest, normalize, requires_card
 from .models import CardUsage
@@ -159,6 +160,7 @@ def attach_card(usage, raw_card, user=None, auth=None) -> CardUsage:
     if not moved:
         raise AttachError(AttachError.NOT_MISSING)
     usage.refresh_from_db()
+    show_card(op, usage)
     cards = _cards([usage])
     order.log_action(LOG_PREFIX + "attached", user=user, auth=auth, data=cards[0])
     if queue:
@@ -182,6 +184,7 @@ def create_validated(order, position, checked: CheckedCard, reason, user=None):
         order.log_action(LOG_PREFIX + "attach_failed", user=user, data={"position": position.positionid,
                                                                         "last4": checked.card_last4, "reason": reason})
         return None
+    show_card(position, usage)
     order.log_action(LOG_PREFIX + "attached", user=user, data={"position": position.positionid, "last4": checked.card_last4,
                                                                "reason": reason})
     return usage

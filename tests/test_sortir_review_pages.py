@@ -189,3 +189,28 @@ def test_upgrade_moves_references_out_of_sight_and_personalizes_products(client,
         assert op.meta_info_data == {"question_form_data": {"pretix_sortir_card": "•••••• 0001"}, "pretix_sortir": {"reference": ref}}
         it = Item.objects.get(pk=sortir_item.pk)
         assert it.personalized and it.admission
+
+
+@pytest.mark.django_db
+def test_card_attached_on_the_order_page_is_listed_with_its_ticket(admin_client, organizer, sortir_event, flagged_item):
+    """A ticket created by the REST API gets its card on the control order page: both order pages then list it."""
+    from pretix.base.models import Team
+
+    team = Team.objects.create(organizer=organizer, name="API", all_events=True, all_event_permissions=True)
+    api_client = Client()
+    api_client.defaults["HTTP_AUTHORIZATION"] = f"Token {team.tokens.create(name='api').token}"
+    body = {"email": "buyer@example.org", "locale": "en", "sales_channel": "web", "payment_provider": "manual",
+            "positions": [{"positionid": i, "item": flagged_item.pk, "price": "0.00"} for i in (1, 2)]}
+    r = api_client.post(f"/api/v1/organizers/{organizer.slug}/events/{sortir_event.slug}/orders/", body,
+                        content_type="application/json")
+    assert r.status_code == 201, r.content
+    with scopes_disabled():
+        order = Order.objects.get(code=r.json()["code"])
+        missing = list(CardUsage.objects.filter(order=order).order_by("order_position__positionid"))
+    for usage, card in zip(missing, (VALID, VALID2)):
+        admin_client.post(f"/control/event/{organizer.slug}/{sortir_event.slug}/sortir/usages/{usage.pk}/attach/",
+                          {"card_number": card}, follow=True)
+    html = admin_client.get(f"/control/event/{organizer.slug}/{sortir_event.slug}/orders/{order.code}/").content.decode()
+    assert html.count("•••••• 0001") == 1 and html.count("•••••• 0002") == 1
+    buyer = Client().get(f"{base(sortir_event)}/order/{order.code}/{order.secret}/").content.decode()
+    _assert_cards_listed(buyer, flagged_item, _references())
