@@ -381,3 +381,25 @@ def test_releasing_stale_holds_never_flips_a_card_validated_meanwhile(client, so
     assert placed
     (u,) = usages()
     assert u.order_id and u.state == CardUsage.GRANT_PENDING  # a free order: paid at once, its grant queued
+
+
+@pytest.mark.django_db
+def test_order_cancelled_while_its_grant_is_being_sent(client, paid_sortir_item, sortir_event, fake_apras):
+    order = checkout(client, sortir_event, paid_sortir_item, [VALID], pay_manually=True)
+    pay(order)
+    cancelled = []
+
+    def cancel_during_post(execute, sql, params, many, context):
+        # APRAS has answered; before its answer is recorded, an organiser cancels the order (in another request).
+        if not cancelled and sql.startswith("UPDATE") and "pretix_sortir_cardusage" in sql and "grant_id" in sql:
+            cancelled.append(True)
+            cancel_order(order.pk)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(cancel_during_post):
+        periodic(sender=None)
+    assert cancelled and len(grants(fake_apras)) == 1
+    (u,) = usages(order)
+    assert u.state == CardUsage.RELEASED and u.grant_id  # APRAS's receipt is kept with the released card
+    (entry,) = logged(order, "apras_cancel_by_hand")
+    assert entry["grant_id"] == u.grant_id
