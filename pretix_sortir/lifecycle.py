@@ -237,7 +237,7 @@ def _already_told(order):
 
     told = set()
     for raw in LogEntry.objects.filter(
-            content_type__model="order", object_id=order.pk,
+            content_type__app_label="pretixbase", content_type__model="order", object_id=order.pk,
             action_type__in=(LOG_PREFIX + "apras_cancel_by_hand", LOG_PREFIX + "apras_check_by_hand")).values_list("data", flat=True):
         data = json.loads(raw or "{}")
         told.add((data.get("position"), data.get("last4")))
