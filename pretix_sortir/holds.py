@@ -122,19 +122,28 @@ def current_hold(position):
     return CardUsage.objects.filter(cart_position=position, state__in=HOLD_STATES).first()
 
 
-def release(queryset, erase=True):
+def release(queryset, erase=True, **fields):
     """
-    Free the cards of these usages; with ``erase`` their secrets are erased at once. A card number kept for a
-    later check is always erased: a released card is never checked.
+    Free the cards of these usages; with ``erase`` their secrets are erased at once. ``fields`` are set as well.
+    A card number kept for a later check (degraded mode) is always erased: a released card is never checked.
     """
-    fields = {"service_key_secret": "", "holder_name_secret": ""} if erase else {}
+    if erase:
+        fields.update(service_key_secret="", holder_name_secret="")
     return queryset.update(state=CardUsage.RELEASED, updated=now(), card_number_secret="", **fields)
 
 
 def release_stale_holds():
-    """Holds whose cart position is gone or expired free their card (abandoned carts)."""
-    return release(CardUsage.objects.filter(state__in=HOLD_STATES, order__isnull=True).filter(
-        Q(cart_position__isnull=True) | Q(cart_position__expires__lt=now())))
+    """
+    Holds (checked or unchecked) whose cart position is gone or expired free their card (abandoned carts).
+
+    The candidates are read first; the update then re-checks the state and that no order has it on the row
+    itself, so a hold that became an order's card in the meantime (a checkout that won the race) is left alone.
+    """
+    stale = list(CardUsage.objects.filter(state__in=HOLD_STATES, order__isnull=True).filter(
+        Q(cart_position__isnull=True) | Q(cart_position__expires__lt=now())).values_list("pk", flat=True)[:5000])
+    if not stale:
+        return 0
+    return release(CardUsage.objects.filter(pk__in=stale, state__in=HOLD_STATES, order__isnull=True))
 
 
 def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
@@ -150,8 +159,8 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
 
     other = _conflicting(event, position, card_digest)
     if other is not None:
-        if _is_stale(other):
-            release(CardUsage.objects.filter(pk=other.pk))
+        if _is_stale(other) and release(CardUsage.objects.filter(pk=other.pk, state__in=HOLD_STATES, order__isnull=True)):
+            pass  # an abandoned cart's hold: the card is free again (unless its order was placed meanwhile)
         elif other.state in HOLD_STATES and other.cart_id and other.cart_id == position.cart_id:
             raise CardError(CardError.DUPLICATE_IN_CART)
         else:
@@ -195,7 +204,7 @@ def _create_hold(event, position, card, card_digest, existing, **fields):
     try:
         with transaction.atomic():
             if existing:
-                release(CardUsage.objects.filter(pk=existing.pk))  # a corrected number frees the previous card at once
+                release(CardUsage.objects.filter(pk=existing.pk, state=CardUsage.HELD))  # a corrected number frees the previous card at once
             return CardUsage.objects.create(
                 event=event, subevent=position.subevent, date_key=date_key(position),
                 card_digest=card_digest, card_last4=card[-4:],

@@ -106,8 +106,21 @@ def _bind_holds(order, all_positions):
 
 
 def mark_paid(order):
-    """order_paid: queue the grants (sent by a task after commit, never inside the payment request)."""
-    usages = list(order.sortir_usages.filter(state=CardUsage.VALIDATED).select_related("order_position"))
+    """
+    order_paid: queue the grants (sent by a task after commit, never inside the payment request).
+
+    pretix also sends order_paid for an *expired* order paid late (without order_reactivated) and after
+    reactivating an order that is paid: cards released meanwhile are taken back first, if still free.
+    Only tickets that still need their card get a grant.
+    """
+    rows = list(order.sortir_usages.filter(state__in=(CardUsage.VALIDATED, CardUsage.RELEASED))
+                .select_related("order_position").order_by("-updated", "-pk"))
+    if not rows:
+        return
+    if any(u.state == CardUsage.RELEASED for u in rows):
+        retake_cards(order, PAID, usages=rows)
+        rows = list(order.sortir_usages.filter(state=CardUsage.VALIDATED).select_related("order_position"))
+    usages = [u for u in rows if u.state == CardUsage.VALIDATED and needs_card(order, u)]
     if not usages:
         return
     cards = _cards(usages)
@@ -130,11 +143,41 @@ def schedule_grants(event_id, usage_ids):
         transaction.on_commit(lambda: send_grants.apply_async(kwargs={"event": event_id, "usage_ids": usage_ids}))
 
 
+#: why a card was taken back: reactivation, payment after its cards were released (e.g. a late payment of an
+#: expired order), a new payment deadline for an expired order
+REACTIVATED, PAID, EXTENDED = "reactivated", "paid", "extended"
+RETAKE_ACTIONS = {REACTIVATED: "retaken", PAID: "retaken_paid", EXTENDED: "retaken_extended"}
+
+
+def needs_card(order, usage):
+    """The usage's ticket still exists, is not cancelled, and is (still) a Sortir! ticket of the usage's date."""
+    op = usage.order_position
+    return (op is not None and not op.canceled and requires_card(order.event, op.item_id, op.variation_id)
+            and (op.subevent_id or 0) == usage.date_key)
+
+
+def _not_needed_reason(usage):
+    from .tasks import NO_CARD_REQUIRED, POSITION_CANCELED
+
+    op = usage.order_position
+    return POSITION_CANCELED if op is None or op.canceled else NO_CARD_REQUIRED
+
+
 def release_order(order, reason):
-    """Cancelled, expired, denied or refunded: free the cards if the organiser wants it."""
-    if not SortirConfig.for_organizer(order.event.organizer).release_on_cancel:
+    """
+    Cancelled, expired, denied or refunded: free the cards if the organiser wants it. Either way no grant
+    leaves for such an order any more, and a grant already sent is reported: APRAS must be told by hand.
+    """
+    usages = list(order.sortir_usages.filter(state__in=CardUsage.ACTIVE_STATES).select_related("order_position"))
+    if not usages:
         return
-    _release_and_log(order, order.sortir_usages.filter(state__in=CardUsage.ACTIVE_STATES), reason)
+    if SortirConfig.for_organizer(order.event.organizer).release_on_cancel:
+        _release_and_log(order, CardUsage.objects.filter(pk__in=[u.pk for u in usages]), reason)
+    else:
+        from .tasks import ORDER_CANCELED
+
+        _withdraw_grants(order, usages, ORDER_CANCELED)
+        tell_apras_by_hand(order, usages, reason)
 
 
 def release_changed_positions(order):
@@ -202,31 +245,143 @@ def follow_split(original, split_order):
         mark_paid(split_order)  # pretix sends no order_paid for a split-off order that its payments already cover
 
 
+def settle_changed_positions(order):
+    """
+    order_changed, after the release rule ran: tickets cancelled or changed to a product (or date) that needs
+    no card never receive a grant, whatever the "release on cancel" setting; a grant already sent for such a
+    ticket is reported to the organiser (APRAS has no cancellation endpoint).
+    """
+    stale = [u for u in order.sortir_usages.filter(state__in=CardUsage.ACTIVE_STATES).select_related("order_position")
+             if not needs_card(order, u)]
+    if not stale:
+        return
+    if SortirConfig.for_organizer(order.event.organizer).release_on_cancel:
+        _release_and_log(order, CardUsage.objects.filter(pk__in=[u.pk for u in stale]), "position_changed")
+        return
+    for u in stale:
+        _withdraw_grants(order, [u], _not_needed_reason(u))
+    tell_apras_by_hand(order, stale, "position_changed")
+
+
+def _withdraw_grants(order, usages, reason):
+    """The card stays taken (release on cancel is off), but a queued or failed grant is not sent any more."""
+    from .tasks import GRANTS
+
+    for u in usages:
+        if u.state == CardUsage.GRANT_PENDING:
+            GRANTS.withdraw(u.pk, CardUsage.VALIDATED, grant_next_attempt=None,
+                            on_move=lambda u=u: log_usage(u, "grant_withdrawn", order=order, reason=reason))
+        elif u.state == CardUsage.GRANT_FAILED:
+            with transaction.atomic():
+                if CardUsage.objects.filter(pk=u.pk, state=CardUsage.GRANT_FAILED).update(
+                        state=CardUsage.VALIDATED, grant_next_attempt=None, updated=now()):
+                    log_usage(u, "grant_withdrawn", order=order, reason=reason)
+
+
 def _release_and_log(order, qs, reason):
-    usages = list(qs.select_related("order_position"))
+    usages = list(qs.filter(state__in=CardUsage.ACTIVE_STATES).select_related("order_position"))
     # The service key stays (encrypted) until the retention period ends, so a reactivated order can still send its grant.
-    release(CardUsage.objects.filter(pk__in=[u.pk for u in usages]), erase=False)
+    # Each row remembers where it was released from: a card taken back resumes there (a sent grant is never queued again).
+    for state in {u.state for u in usages}:
+        release(CardUsage.objects.filter(pk__in=[u.pk for u in usages if u.state == state], state=state), erase=False,
+                released_from=state)
     for u in usages:
         log_usage(u, "released", order=order, reason=reason)
+    tell_apras_by_hand(order, usages, reason)
+
+
+def tell_apras_by_hand(order, usages, reason):
+    """
+    Tickets whose grant was sent (or may have been) and that are now cancelled, changed or released: APRAS
+    offers no cancellation, so the organiser gets one order-log entry (and a notification) per card, once.
+    A grant still "being sent" is reported by the task when APRAS's answer is recorded.
+    """
+    told = None
+    for u in usages:
+        if u.state == CardUsage.USED or u.grant_id:
+            action = "apras_cancel_by_hand"
+        elif u.state == CardUsage.GRANT_UNKNOWN:
+            action = "apras_check_by_hand"
+        else:
+            continue
+        if told is None:
+            told = _already_told(order)
+        position = u.order_position.positionid if u.order_position_id else None
+        if (position, u.card_last4) in told:
+            continue
+        told.add((position, u.card_last4))
+        log_usage(u, action, order=order, reason=reason, grant_id=u.grant_id)
+
+
+def _already_told(order):
+    import json
+
+    from pretix.base.models import LogEntry
+
+    told = set()
+    for raw in LogEntry.objects.filter(
+            content_type__app_label="pretixbase", content_type__model="order", object_id=order.pk,
+            action_type__in=(LOG_PREFIX + "apras_cancel_by_hand", LOG_PREFIX + "apras_check_by_hand")).values_list("data", flat=True):
+        data = json.loads(raw or "{}")
+        told.add((data.get("position"), data.get("last4")))
+    return told
 
 
 def reactivate_order(order):
-    """order_reactivated: take the cards back if still free; otherwise tell the organiser in the order log."""
-    for u in order.sortir_usages.filter(state=CardUsage.RELEASED).select_related("order_position"):
-        if u.order_position is None or u.order_position.canceled:
+    """
+    order_reactivated: take the cards back if still free; otherwise tell the organiser. A reactivated order that
+    is paid gets order_paid right after this signal: its cards are taken back there, and their grants queued.
+    """
+    if order.status == order.STATUS_PAID:
+        return
+    retake_cards(order, REACTIVATED)
+
+
+def extend_order(order):
+    """order_expiry_changed: an expired order that got a new payment deadline is pending again: take its cards back."""
+    if order.status in (order.STATUS_PENDING, order.STATUS_PAID):
+        retake_cards(order, EXTENDED)
+
+
+def _resume_state(usage):
+    """Where a released card resumes: a sent grant stays sent, a grant that may have been sent stays "unknown"."""
+    if usage.grant_id or usage.released_from == CardUsage.USED:
+        return CardUsage.USED
+    if usage.released_from in (CardUsage.GRANT_UNKNOWN, CardUsage.GRANT_SENDING):
+        return CardUsage.GRANT_UNKNOWN
+    return CardUsage.VALIDATED
+
+
+def retake_cards(order, cause, usages=None):
+    """
+    The order is alive again (reactivated, paid after its cards were released, or given a new deadline): each
+    ticket that still needs a card takes its last released card back, unless the card is now active elsewhere
+    for the same event date (the database's unique index decides): then the organiser is told and notified.
+    Never two active cards for one ticket, never one card active twice for one event date.
+    """
+    if usages is None:
+        usages = list(order.sortir_usages.filter(state__in=(CardUsage.VALIDATED, CardUsage.RELEASED))
+                      .select_related("order_position").order_by("-updated", "-pk"))
+    released = [u for u in usages if u.state == CardUsage.RELEASED]
+    if not released:
+        return
+    busy = set(order.sortir_usages.exclude(state=CardUsage.RELEASED).exclude(order_position__isnull=True)
+               .values_list("order_position_id", flat=True))
+    for u in released:  # most recently released first: a ticket takes back its last card only
+        if u.order_position_id in busy or not needs_card(order, u):
             continue
+        busy.add(u.order_position_id)
+        state = _resume_state(u)
         try:
             with transaction.atomic():
-                if u.grant_id:
-                    state = CardUsage.USED
-                elif order.status == order.STATUS_PAID and not order.testmode:
-                    state = CardUsage.GRANT_PENDING
-                else:
-                    state = CardUsage.VALIDATED
-                CardUsage.objects.filter(pk=u.pk).update(state=state, grant_next_attempt=now())
-            log_usage(u, "retaken", order=order)
+                taken = CardUsage.objects.filter(pk=u.pk, state=CardUsage.RELEASED).update(
+                    state=state, released_from="", grant_next_attempt=None, updated=now())
         except IntegrityError:
-            log_usage(u, "retake_failed", order=order)
+            log_usage(u, "retake_failed", order=order, cause=cause)
+            continue
+        if taken:
+            u.state = state
+            log_usage(u, RETAKE_ACTIONS[cause], order=order)
 
 
 def next_retry(attempts):

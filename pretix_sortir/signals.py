@@ -10,8 +10,8 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.models import Order
 from pretix.base.signals import (
-    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_import_columns, order_paid, order_placed,
-    order_reactivated, order_split, periodic_task, register_data_exporters, register_data_shredders, register_notification_types, validate_order,
+    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_expiry_changed, order_import_columns, order_paid,
+    order_placed, order_reactivated, order_split, periodic_task, register_data_exporters, register_data_shredders, register_notification_types, validate_order,
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
@@ -25,7 +25,7 @@ from . import missing  # NOQA: F401 - registers the event setting and log entry 
 from . import deferred_checks, lifecycle
 from .checkout import FIELD_NAME, RequestBinding, card_field_for
 from .holds import requires_card
-from .notifications import ACTION_CONFIG_PROBLEM, AprasCardRefused, AprasConfigurationProblem
+from .notifications import ACTION_CONFIG_PROBLEM, ACTION_UNRESOLVED_ARCHIVED, AprasCardRefused, AprasConfigurationProblem
 from .products import SortirItemForm, copy_item_flags
 
 
@@ -198,6 +198,26 @@ def on_order_reactivated(sender, order, **kwargs):
     lifecycle.reactivate_order(order)
 
 
+# Paths where an order comes back or a ticket stops needing its card. (order_paid, above, also takes back the cards
+# of an expired order paid late: pretix sends no order_reactivated then.)
+
+@receiver(order_expiry_changed, dispatch_uid="pretix_sortir_order_expiry_changed")
+def on_order_expiry_changed(sender, order, **kwargs):
+    lifecycle.extend_order(order)
+
+
+@receiver(order_changed, dispatch_uid="pretix_sortir_order_changed_settle")
+def on_order_changed_settle(sender, order, **kwargs):
+    # Runs after the order_changed receiver above: whatever the release rule, no grant for a ticket that needs no card.
+    lifecycle.settle_changed_positions(order)
+
+
+@receiver(register_notification_types, dispatch_uid="pretix_sortir_notification_types_orders")
+def order_notification_types(sender, **kwargs):
+    from .notifications import order_notification_types
+    return order_notification_types(sender)
+
+
 @receiver(periodic_task, dispatch_uid="pretix_sortir_periodic")
 def periodic(sender, **kwargs):
     from .tasks import retry_due_grants
@@ -296,6 +316,16 @@ log_entry_types.new_from_dict({
     lifecycle.LOG_PREFIX + "retaken": _("Sortir! card •••• {last4} of ticket #{position} taken back after reactivation."),
     lifecycle.LOG_PREFIX + "retake_failed": _("Sortir! card •••• {last4} of ticket #{position} could not be taken back: "
                                               "it is now used by another order. Please contact the buyer."),
+    lifecycle.LOG_PREFIX + "retaken_paid": _("Sortir! card •••• {last4} of ticket #{position} taken back: the order was paid "
+                                             "after its card had been released (e.g. a late payment of an expired order)."),
+    lifecycle.LOG_PREFIX + "retaken_extended": _("Sortir! card •••• {last4} of ticket #{position} taken back: the expired "
+                                                 "order got a new payment deadline."),
+    lifecycle.LOG_PREFIX + "apras_cancel_by_hand": _("Sortir! grant for card •••• {last4} (ticket #{position}, APRAS id {grant_id}) "
+                                                     "was already sent, and the ticket is now cancelled, changed or its card "
+                                                     "released. APRAS has no cancellation endpoint: tell APRAS by hand."),
+    lifecycle.LOG_PREFIX + "apras_check_by_hand": _("Sortir! grant for card •••• {last4} (ticket #{position}): its outcome is "
+                                                    "unknown, and the ticket is now cancelled, changed or its card released. "
+                                                    "Check with APRAS whether it arrived; if so, tell APRAS by hand."),
 })(SortirOrderLogEntryType)
 
 
@@ -312,6 +342,18 @@ log_entry_types.new_from_dict({
     lifecycle.LOG_PREFIX + "grant_pending_many": _("Order paid: Sortir! grants queued for APRAS ({cards})."),
     lifecycle.LOG_PREFIX + "grant_skipped_testmode_many": _("Test mode: no Sortir! grant is sent to APRAS ({cards})."),
 })(SortirCardsLogEntryType)
+
+
+class SortirRetentionLogEntryType(EventLogEntryType):
+    def display(self, logentry, data):
+        return str(self.plain).format(failed=data.get("failed", 0), unknown=data.get("unknown", 0),
+                                      orders=", ".join(data.get("orders", [])) or "-")
+
+
+log_entry_types.new_from_dict({
+    ACTION_UNRESOLVED_ARCHIVED: _("Sortir! card usages archived at the end of the retention period with unresolved grants: "
+                                  "{failed} failed, {unknown} with an unknown outcome (orders: {orders})."),
+})(SortirRetentionLogEntryType)
 
 
 @log_entry_types.new(ACTION_CONFIG_PROBLEM, pgettext_lazy("sortir", "Sortir!: APRAS refused the token or is not configured."))
