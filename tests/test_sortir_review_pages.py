@@ -171,7 +171,7 @@ def test_upgrade_moves_references_out_of_sight_and_personalizes_products(client,
 
     from django.apps import apps
 
-    migration = importlib.import_module("pretix_sortir.migrations.0003_cards_listed_per_ticket")
+    migration = importlib.import_module("pretix_sortir.migrations.0005_cards_listed_per_ticket")
     cps = add_to_cart(client, sortir_event, sortir_item, count=1)
     questions(client, sortir_event, {cps[0]: VALID})
     confirm(client, sortir_event)

@@ -41,7 +41,7 @@ def forwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("pretix_sortir", "0002_states_for_every_path"),
+        ("pretix_sortir", "0004_usage_released_from"),
         ("pretixbase", "0311_fix_unshredded_invoices"),
     ]
 
