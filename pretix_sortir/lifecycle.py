@@ -367,8 +367,14 @@ def retake_cards(order, cause, usages=None):
         return
     busy = set(order.sortir_usages.exclude(state=CardUsage.RELEASED).exclude(order_position__isnull=True)
                .values_list("order_position_id", flat=True))
+    never_accepted = False
     for u in released:  # most recently released first: a ticket takes back its last card only
         if u.order_position_id in busy or not needs_card(order, u):
+            continue
+        if not u.service_key_secret:
+            # A card APRAS never accepted (held unchecked while APRAS was down, or refused later) does not come back
+            # unchecked: the ticket is flagged "no card yet" for the organiser instead.
+            never_accepted = True
             continue
         busy.add(u.order_position_id)
         state = _resume_state(u)
@@ -382,6 +388,9 @@ def retake_cards(order, cause, usages=None):
         if taken:
             u.state = state
             log_usage(u, RETAKE_ACTIONS[cause], order=order)
+    if never_accepted:
+        from .missing import flag_positions_without_card
+        flag_positions_without_card(order, reason="changed")
 
 
 def next_retry(attempts):

@@ -208,3 +208,20 @@ def test_order_approved_by_hand_before_the_check_gets_its_grant_once_accepted(
     with scopes_disabled():
         assert CardUsage.objects.get().state == CardUsage.USED
     assert len(fake_apras.grants) == 1
+
+
+@pytest.mark.django_db
+def test_refused_card_does_not_come_back_when_the_order_is_reactivated(
+        client, sortir_event, sortir_item, fake_apras, degraded, django_capture_on_commit_callbacks):
+    from pretix.base.services.orders import approve_order, cancel_order, reactivate_order
+
+    order = order_with_apras_down(client, sortir_event, sortir_item, fake_apras, [UNKNOWN])
+    background_checks(django_capture_on_commit_callbacks)  # APRAS refuses the card
+    with scopes_disabled():
+        approve_order(order)  # the organiser lets the buyer in anyway, then cancels and reactivates
+        order.refresh_from_db()
+        cancel_order(order.pk)
+        order.refresh_from_db()
+        reactivate_order(order)
+        states = sorted(CardUsage.objects.values_list("state", flat=True))
+    assert states == [CardUsage.MISSING, CardUsage.RELEASED]  # the ticket is flagged "no card yet", never a refused card
