@@ -54,10 +54,15 @@ def check_cart_before_order(event, positions, email=None):
         if cp.pk not in held:
             raise OrderError(_("The Sortir! card number of the ticket “{item}” is missing or no longer reserved for you. "
                                "Please go back to the previous step and enter it again.").format(item=cp.item.name))
+    changed = []
     for cp in needing:
         ref = str(held[cp.pk].reference)
         if reference_of(cp) != ref or "|" in str(cp.meta_info_data.get("question_form_data", {}).get(FIELD_NAME, "")):
-            CartPosition.objects.filter(pk=cp.pk).update(meta_info=json.dumps(with_reference(cp.meta_info_data, ref)))
+            cp.meta_info = json.dumps(with_reference(cp.meta_info_data, ref))
+            changed.append(cp)
+    if changed:
+        with transaction.atomic():  # one statement, one commit (pretix sends validate_order outside its transaction)
+            CartPosition.objects.bulk_update(changed, ["meta_info"])
     unchecked = [pk for pk, u in held.items() if u.state == CardUsage.UNCHECKED]
     deferred_checks.expect_order(event, email=email, cart_position_ids=unchecked)
 

@@ -139,8 +139,11 @@ def hold_order_with_unchecked_cards(sender, instance, created, **kwargs):
 @receiver(checkout_confirm_page_content, dispatch_uid="pretix_sortir_confirm_unchecked")
 def confirm_page_unchecked_notice(sender, request, **kwargs):
     from .checkout import unchecked_message
+    from .config import SortirConfig
     from .models import CardUsage
 
+    if not SortirConfig.for_organizer(sender.organizer).accept_unchecked:
+        return ""  # no degraded mode, no unchecked card: no query on the review page
     unchecked = CardUsage.objects.filter(cart_position__in=get_cart(request), state=CardUsage.UNCHECKED).order_by("pk")
     return "".join(format_html('<div class="alert alert-warning">{}</div>', unchecked_message(u)) for u in unchecked)
 
