@@ -30,6 +30,12 @@ def secrets_match(expected: str, given: str) -> bool:
     return hmac.compare_digest(str(expected).encode(), str(given).encode())
 
 
+def _quiet(response):
+    """Django logs the path of 4xx answers; webhook paths carry secrets, so these answers are not logged by Django."""
+    response._has_been_logged = True
+    return response
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class InboundWebhookView(View):
     #: service name, used in the dedupe records and in logs
@@ -62,28 +68,28 @@ class InboundWebhookView(View):
 
     def dispatch(self, request, *args, **kwargs):
         if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+            return _quiet(HttpResponseNotAllowed(["POST"]))
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if length > self.max_body_bytes:
-            return HttpResponse(status=413)
+            return _quiet(HttpResponse(status=413))
         found = self.get_connection(request, **kwargs)
         if not found or not secrets_match(found[1], self.given_secret(request, **kwargs)):
             logger.warning("%s webhook: unknown connection or wrong secret (path secret not logged)", self.service)
-            return HttpResponse(status=404)
+            return _quiet(HttpResponse(status=404))
         key, _secret, context = found
         body = request.read(self.max_body_bytes + 1)
         if len(body) > self.max_body_bytes:
-            return HttpResponse(status=413)
+            return _quiet(HttpResponse(status=413))
         if not self.verify(request, body, context):
             logger.warning("%s webhook for %s: signature check failed", self.service, key)
-            return HttpResponse(status=403)
+            return _quiet(HttpResponse(status=403))
         try:
             payload = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
-            return HttpResponse(status=400)
+            return _quiet(HttpResponse(status=400))
         delivery_id = self.delivery_id(request, body, payload)[:190]
         from .models import WebhookDelivery
 
