@@ -273,7 +273,8 @@ class Sync:
             self.set_progress(_("{count} orders read").format(count=self.report.orders_seen))
         if since is not None and hasattr(self.provider, "updated_order_ids"):
             # refunds, chargebacks and installments of older orders change the payments, not the order date
-            for remote_id in self.provider.updated_order_ids(link.form_ref, since):
+            updates_since = link.last_success - OVERLAP if link.last_success else since
+            for remote_id in self.provider.updated_order_ids(link.form_ref, updates_since):
                 if remote_id not in seen and _remote(self.event, RemoteObject.ORDER, remote_id):
                     self.apply_one(remote_id)
         FormLink.objects.filter(pk=link.pk).update(cursor="", scanned_until=newest)

@@ -183,8 +183,8 @@ def test_api_starts_a_sync_and_reads_reports(linked, client, api_token, ha_conne
 # -- periodic task ---------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_periodic_sync_only_for_linked_events_with_the_plugin_and_when_due(linked, organizer, ha_connected,
-                                                                            django_capture_on_commit_callbacks):
+def test_periodic_sync_only_for_linked_events_with_the_plugin_and_when_due(
+        linked, organizer, ha_connected, django_capture_on_commit_callbacks):
     other = Event.objects.create(organizer=organizer, name="Other", slug="other", date_from=now())
     with scopes_disabled():
         FormLink.objects.create(event=other, form_ref=FORM)  # plugin not active there

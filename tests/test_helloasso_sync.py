@@ -1,15 +1,21 @@
 """The sync engine against the fake HelloAsso over HTTP: full import, re-sync, refunds, chargebacks, quotas, interruptions."""
+import copy
 from decimal import Decimal
 
 import pytest
 from django_scopes import scopes_disabled
 
-from pretix.base.models import Order, OrderPosition, Quota
+from pretix.base.models import CheckinList, LogEntry, Order, Quota, Team
 
 from pretix_helloasso_bridge.models import FormLink, RemoteObject, SyncReport
 from pretix_helloasso_bridge.sync import run_sync
+from pretix_integrations_core import crypto
+from pretix_integrations_core.errors import ServiceUnavailable
+from pretix_integrations_core.testing.fakeserver import Response, route
+from pretix_integrations_core.testing.helloasso import FakeHelloAsso, _now as ha_now
 
 FORM = "Event/soiree-de-gala-2026"
+PAYER = {"email": "p@example.org", "firstName": "Paul", "lastName": "Durand", "country": "AUT", "city": "Wien"}
 
 
 @pytest.fixture
@@ -23,10 +29,15 @@ def orders_of(event):
         return {ro.remote_id: ro.order for ro in RemoteObject.objects.filter(event=event, kind="order").select_related("order")}
 
 
+def sync(event, **kw):
+    report = run_sync(event, **kw)
+    assert report.state == SyncReport.SUCCESS, report.error
+    return report
+
+
 @pytest.mark.django_db
 def test_full_import_then_resync_without_duplicates(linked, ha_connected):
-    report = run_sync(linked)
-    assert report.state == SyncReport.SUCCESS, report.error
+    report = sync(linked)
     assert (report.orders_created, report.orders_cancelled, report.orders_refunded, report.skipped) == (3, 1, 1, []), report.skipped
     with scopes_disabled():
         orders = orders_of(linked)
@@ -34,23 +45,177 @@ def test_full_import_then_resync_without_duplicates(linked, ha_connected):
         assert a.status == Order.STATUS_PAID and a.total == Decimal("52.00") and a.email == "claire.martin@example.org"
         assert a.sales_channel.identifier == "helloasso"
         pos = list(a.positions.order_by("positionid"))
-        assert [(str(p.item.name), p.price) for p in pos] == [("Entrée plein tarif", Decimal("25.00")), ("Repas du soir", Decimal("12.00")),
-                                                               ("Entrée tarif réduit", Decimal("15.00"))]
+        assert [(str(p.item.name), p.price) for p in pos] == [
+            ("Entrée plein tarif", Decimal("25.00")), ("Repas du soir", Decimal("12.00")), ("Entrée tarif réduit", Decimal("15.00"))]
         assert pos[1].addon_to == pos[0]
         assert pos[0].attendee_name == "Claire Martin"
-        assert {str(an.question.question): an.answer for an in pos[0].answers.all()} == {"Taille de t-shirt": "M",
-                                                                                          "Club ou association": "Les Balles Folles"}
+        answers = {str(an.question.question): an.answer for an in pos[0].answers.all()}
+        assert answers == {"Taille de t-shirt": "M", "Club ou association": "Les Balles Folles"}
         assert a.invoice_address.country == "FR" and a.invoice_address.city == "Lyon"
         assert a.datetime.isoformat().startswith("2026-04-03T18:14:52")
         [pay] = a.payments.all()
         assert pay.provider == "helloasso" and pay.amount == Decimal("52.00") and pay.state == "confirmed"
         assert all(not it.all_sales_channels for it in linked.items.all())
+        b = orders["128450377"]
+        assert b.status == Order.STATUS_CANCELED and b.refunds.get().amount == Decimal("15.00")
         c = orders["128451002"]
         assert c.status == Order.STATUS_PAID and c.positions.count() == 1 and c.total == 0
-    calls = report.api_calls
-    again = run_sync(linked)
-    assert again.state == SyncReport.SUCCESS and again.orders_created == 0
+    assert report.api_calls <= 5  # token, form, orders page, empty page
+    again = sync(linked)
+    assert again.orders_created == 0 and again.api_calls <= 3  # form, one orders page, payments by update date
     with scopes_disabled():
-        assert Order.objects.filter(event=linked).count() == len(orders_of(linked))
+        assert Order.objects.filter(event=linked).count() == 3
         assert linked.items.count() == 4  # 3 rates and 1 option, no duplicate
-    assert calls <= 5
+    # the payment provider is never offered in the shop
+    provider = linked.get_payment_providers()["helloasso"]
+    assert provider.is_allowed(None) is False and provider.order_change_allowed(None) is False
+
+
+@pytest.mark.django_db
+def test_later_refund_partial_refund_and_chargeback(linked, ha_connected):
+    sync(linked)
+    new = ha_connected.add_order(PAYER, [{"tier": 14587201, "user": ("Paul", "Durand")}, {"tier": 14587202, "user": ("Zoé", "Durand")}])
+    sync(linked)
+    with scopes_disabled():
+        order = orders_of(linked)[str(new["id"])]
+        assert order.status == Order.STATUS_PAID and order.invoice_address.country == "AT"  # AUT is Austria, not Australia
+    pid = new["payments"][0]["id"]
+    ha_connected.refund_payment(pid, 1000)  # partial refund: recorded, nothing cancelled
+    report = sync(linked)
+    assert report.orders_refunded == 1 and report.orders_cancelled == 0
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.status == Order.STATUS_PAID and order.positions.count() == 2
+        assert [r.amount for r in order.refunds.all()] == [Decimal("10.00")]
+    ha_connected.refund_payment(pid, 3000)  # the rest: the payment is refunded, the order cancelled
+    report = sync(linked)
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.status == Order.STATUS_CANCELED and sorted(r.amount for r in order.refunds.all()) == [Decimal("10.00"), Decimal("30.00")]
+    assert report.orders_cancelled == 1
+    # a chargeback on order A is flagged, never cancelled silently
+    ha_connected.orders[128450311]["payments"][0]["state"] = "Contested"
+    ha_connected.orders[128450311]["payments"][0]["meta"]["updatedAt"] = ha_now()
+    report = sync(linked)
+    with scopes_disabled():
+        a = orders_of(linked)["128450311"]
+        assert a.status == Order.STATUS_PAID and a.checkin_attention
+        assert LogEntry.objects.filter(action_type="pretix_helloasso_bridge.order.contested", object_id=a.pk).count() == 1
+    assert any("contested" in w for w in report.warnings)
+    assert not any("contested" in w for w in sync(linked).warnings)  # flagged once
+
+
+@pytest.mark.django_db
+def test_cancelled_item_cancels_its_position(linked, ha_connected):
+    new = ha_connected.add_order(PAYER, [{"tier": 14587201, "user": ("Paul", "Durand"), "options": [3051871]},
+                                         {"tier": 14587203, "user": ("Lou", "Durand")}])
+    sync(linked)
+    ha_connected.cancel_item(new["items"][0]["id"])
+    sync(linked, full=True)
+    with scopes_disabled():
+        order = orders_of(linked)[str(new["id"])]
+        assert order.status == Order.STATUS_PAID
+        assert [str(p.item.name) for p in order.positions.all()] == ["Entrée enfant (-12 ans)"]  # the add-on went with its parent
+
+
+@pytest.mark.django_db
+def test_installments_promo_code_and_quota_never_refused(linked, ha_connected):
+    with scopes_disabled():
+        sync(linked)
+        q = Quota.objects.create(event=linked, name="Salle", size=2)
+        q.items.add(*linked.items.all())
+    new = ha_connected.add_order(PAYER, [{"tier": 14587201, "user": ("Paul", "Durand")}, {"tier": 14587201, "user": ("Eva", "Durand")}])
+    stored = ha_connected.orders[new["id"]]
+    first = stored["payments"][0]
+    first["amount"] = 2500
+    second = copy.deepcopy(first)
+    second.update(id=first["id"] + 1, state="Pending", installmentNumber=2, date="2026-06-01T00:00:00+02:00")
+    stored["payments"].append(second)
+    stored["items"][0]["discount"] = {"code": "AMIS2026", "amount": 500}
+    report = sync(linked)
+    with scopes_disabled():
+        order = orders_of(linked)[str(new["id"])]
+        assert order.status == Order.STATUS_PENDING and order.payments.get().amount == Decimal("25.00")
+        assert order.positions.count() == 2  # imported although the quota is full: never refused
+        assert "AMIS2026" in order.comment and order.api_meta["helloasso_promo_codes"] == ["AMIS2026"]
+    assert any("Quota “Salle” is exceeded" in w for w in report.warnings)
+    second["state"] = "Authorized"
+    second["meta"]["updatedAt"] = ha_now()
+    sync(linked)
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.status == Order.STATUS_PAID and order.payments.count() == 2
+
+
+@pytest.mark.django_db
+def test_token_expiry_mid_sync_and_retries_on_429_and_5xx(linked, ha_connected):
+    sync(linked)
+    ha_connected.add_order(PAYER, [{"tier": 14587202, "user": ("Paul", "Durand")}])
+    ha_connected.expire_access_tokens()
+    ha_connected.fail_next(status=429, headers={"Retry-After": "0"}, path=r"/public$")
+    ha_connected.fail_next(status=503, path=r"/orders$")
+    report = sync(linked)
+    assert report.orders_created == 1
+    grants = [r.form.get("grant_type") for r in ha_connected.received("POST", r"^/oauth2/token$")]
+    assert grants == ["client_credentials", "refresh_token"]
+
+
+class FlakyHelloAsso(FakeHelloAsso):
+    """Answers 503 to every next-page request while ``broken`` is set (a network cut in the middle of a sync)."""
+    broken = False
+
+    @route("GET", r"/v5/organizations/(?P<org>[^/]+)/forms/(?P<ftype>[^/]+)/(?P<fslug>[^/]+)/(?P<what>orders|items|payments)")
+    def form_lists(self, req):
+        if self.broken and req.arg("continuationToken"):
+            return Response(503, b"", {})
+        return super().form_lists(req)
+
+
+@pytest.mark.django_db
+def test_sync_cut_at_a_page_boundary_resumes_without_duplicates_and_repeated_failure_notifies(linked, organizer):
+    with FlakyHelloAsso() as server:
+        organizer.settings.set("pretix_helloasso_bridge_base_url", server.url)
+        for i in range(100):
+            server.add_order({**PAYER, "email": f"p{i}@example.org"}, [{"tier": 14587202, "user": ("P", str(i))}])
+        server.broken = True
+        for _ in range(3):
+            with pytest.raises(ServiceUnavailable):
+                run_sync(linked)
+        with scopes_disabled():
+            assert all(r.state == SyncReport.FAILED and "unavailable" in r.error for r in SyncReport.objects.filter(event=linked))
+        with scopes_disabled():
+            assert Order.objects.filter(event=linked).count() == 100  # the first page, committed once
+            link = FormLink.objects.get(event=linked)
+            assert link.cursor and link.status == FormLink.ERROR and link.last_error
+            assert LogEntry.objects.filter(action_type="pretix_helloasso_bridge.sync.failed").count() == 1
+        server.broken = False
+        report = sync(linked)
+        assert report.orders_created == 3
+        with scopes_disabled():
+            assert Order.objects.filter(event=linked).count() == 103
+            link.refresh_from_db()
+            assert not link.cursor and link.status == FormLink.ACTIVE and link.consecutive_failures == 0
+
+
+@pytest.mark.django_db
+def test_wrong_credentials_fail_the_sync_clearly(linked, organizer, ha_connected):
+    crypto.set_secret(organizer.settings, "pretix_helloasso_bridge_client_secret", "wrong")
+    with pytest.raises(Exception):
+        run_sync(linked)
+    with scopes_disabled():
+        report = SyncReport.objects.get(event=linked)
+        assert report.state == SyncReport.FAILED and "refused the client id or client secret" in report.error
+
+
+@pytest.mark.django_db
+def test_helloasso_ticket_code_checks_in_through_pretix_api(linked, organizer, ha_connected, client):
+    sync(linked)
+    code = ha_connected.orders[128450311]["items"][0]["qrCode"]
+    with scopes_disabled():
+        cl = CheckinList.objects.create(event=linked, name="Door", all_products=True)
+        token = Team.objects.create(organizer=organizer, name="Scan", all_events=True,
+                                    limit_event_permissions={"event.orders:checkin": True, "event.orders:read": True}).tokens.create(name="s").token
+    r = client.post(f"/api/v1/organizers/{organizer.slug}/checkinrpc/redeem/", {"secret": code, "lists": [cl.pk]},
+                    content_type="application/json", HTTP_AUTHORIZATION=f"Token {token}")
+    assert r.status_code == 201, r.content
+    assert r.json()["status"] == "ok" and r.json()["position"]["attendee_name"] == "Claire Martin"

@@ -229,7 +229,8 @@ class HelloAssoProvider(Provider):
             if not data:
                 return
             yield OrderPage(orders=[self.map_order(o) for o in data], cursor=next_token or token)
-            if not next_token or next_token == token:
+            # an empty page is the documented end; a short page is the last one too (saves a call per sync)
+            if not next_token or next_token == token or len(data) < PAGE_SIZE:
                 return
             token = next_token
 
