@@ -428,7 +428,29 @@ class Sync:
         self._payments(order, remote, new=True)
         if cancel_after:
             self._update(order, remote, counted=True)
+        elif self.link.send_emails:
+            self._send_confirmation(order)
         self._quota_warnings(order)
+
+    def _send_confirmation(self, order):
+        """The organiser turned pretix emails on for imported buyers: the usual "paid" (or "placed") email, with tickets."""
+        from pretix.base.email import get_email_context
+
+        order.refresh_from_db()
+        paid = order.status == Order.STATUS_PAID
+        s = self.event.settings
+        try:
+            with language(order.locale, s.region):
+                order.send_mail(
+                    s.mail_subject_order_paid if paid else s.mail_subject_order_placed,
+                    s.mail_text_order_paid if paid else s.mail_text_order_placed,
+                    get_email_context(event=self.event, order=order, payment_info="") if paid else
+                    get_email_context(event=self.event, order=order, payments=list(order.payments.all())),
+                    "pretix.event.order.email.order_paid" if paid else "pretix.event.order.email.order_placed",
+                    attach_tickets=True,
+                )
+        except Exception:  # noqa: B902 - an email problem never stops an import
+            logger.exception("could not send the confirmation of the imported order %s", order.code)
 
     # order update
 
@@ -470,7 +492,7 @@ class Sync:
                     provider="helloasso", amount=rp.amount, state=OrderPayment.PAYMENT_STATE_CREATED,
                     info=json.dumps({"helloasso_payment_id": rp.remote_id, "means": rp.means, "installment": rp.installment}),
                 )
-                payment.confirm(send_mail=self.link.send_emails, force=True, ignore_date=True, payment_date=rp.date,
+                payment.confirm(send_mail=False, force=True, ignore_date=True, payment_date=rp.date,
                                 count_waitinglist=False, generate_invoice=False)
                 _remember(self.event, RemoteObject.PAYMENT, rp.remote_id, order=order, payment=payment)
                 changed = True

@@ -104,9 +104,9 @@ def test_provider_lists_forms_reads_catalog_and_pages_orders(organizer, ha_conne
     pages = list(p.changed_orders("Event/soiree-de-gala-2026"))
     orders = [o for page in pages for o in page.orders]
     assert [o.remote_id for o in orders] == ["128450311", "128450377", "128451002"]  # oldest first
-    # one page of data, then the empty page that still carries a token ends the loop
+    # a short page is the last one: no request for the (empty, token-carrying) next page
     lists = ha_connected.received("GET", r"/orders$")
-    assert len(lists) == 2 and lists[0].query["sortOrder"] == ["Asc"] and lists[0].query["withDetails"] == ["true"]
+    assert len(lists) == 1 and lists[0].query["sortOrder"] == ["Asc"] and lists[0].query["withDetails"] == ["true"]
     a, b, c = orders
     assert a.country == "FR" and a.total == 52 and [pos.state for pos in a.positions] == ["valid", "valid", "valid"]
     assert a.positions[1].addon_to == a.positions[0].remote_id and a.positions[1].product_id == "option-3051871"
@@ -115,6 +115,14 @@ def test_provider_lists_forms_reads_catalog_and_pages_orders(organizer, ha_conne
     assert b.payments[0].state == "refunded" and b.positions[0].state == "canceled" and b.payments[0].refunds[0].done
     assert [pos.state for pos in c.positions] == ["valid", "canceled"] and c.payments == []
     assert p.fetch_order("128450311").positions[0].attendee_first_name == "Claire"
+
+    # exactly one full page: the next page is empty but still carries a token, and that ends the loop
+    for i in range(97):
+        ha_connected.add_order({"email": f"x{i}@example.org", "country": "FRA"}, [{"tier": 14587203, "user": ("X", str(i))}])
+    ha_connected.reset()
+    assert sum(len(page.orders) for page in p.changed_orders("Event/soiree-de-gala-2026")) == 100
+    lists = ha_connected.received("GET", r"/orders$")
+    assert len(lists) == 2 and lists[1].query["continuationToken"]
 
 
 def test_alpha3_to_alpha2_uses_a_real_table():

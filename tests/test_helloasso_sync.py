@@ -219,3 +219,70 @@ def test_helloasso_ticket_code_checks_in_through_pretix_api(linked, organizer, h
                     content_type="application/json", HTTP_AUTHORIZATION=f"Token {token}")
     assert r.status_code == 201, r.content
     assert r.json()["status"] == "ok" and r.json()["position"]["attendee_name"] == "Claire Martin"
+
+
+@pytest.mark.django_db
+def test_donations_items_without_rate_id_and_unmatched_items(linked, ha_connected):
+    sync(linked)
+    new = ha_connected.add_order(PAYER, [{"tier": 14587202, "user": ("Paul", "Durand")}, {"tier": 14587201, "user": ("Ana", "Durand")}])
+    items = ha_connected.orders[new["id"]]["items"]
+    items[0].pop("tierId")  # old data: matched by label
+    items[1].update(type="Donation", amount=700)  # a donation line: a Donation product at the donated amount
+    items[1].pop("tierId")
+    items[1]["name"] = "Don libre"
+    odd = ha_connected.add_order({**PAYER, "email": "odd@example.org"}, [{"tier": 14587202, "user": ("X", "Y")}])
+    ha_connected.orders[odd["id"]]["items"][0].update(name="Tarif inconnu")
+    ha_connected.orders[odd["id"]]["items"][0].pop("tierId")
+    report = sync(linked)
+    with scopes_disabled():
+        order = orders_of(linked)[str(new["id"])]
+        assert sorted((str(p.item.name), p.price) for p in order.positions.all()) == [("Donation", Decimal("7.00")),
+                                                                                      ("Entrée tarif réduit", Decimal("15.00"))]
+    assert report.skipped == [{"remote_id": str(odd["id"]), "reason": "item “Tarif inconnu” matches no product"}]
+
+
+@pytest.mark.django_db
+def test_organiser_changes_are_kept_and_reported(linked, ha_connected):
+    sync(linked)
+    with scopes_disabled():
+        item = RemoteObject.objects.get(event=linked, kind="product", remote_id="14587201").item
+        item.name = "Plein tarif (pretix)"
+        item.save()
+    tiers = ha_connected.forms[("Event", "soiree-de-gala-2026")]["tiers"]
+    tiers[0]["label"] = "Plein tarif 2026"
+    tiers[1]["label"] = "Réduit 2026"
+    report = sync(linked)
+    with scopes_disabled():
+        item.refresh_from_db()
+        assert str(item.name) == "Plein tarif (pretix)"  # the organiser's name is kept...
+        assert str(RemoteObject.objects.get(event=linked, kind="product", remote_id="14587202").item.name) == "Réduit 2026"
+    assert any("Plein tarif (pretix)" in w and "name" in w for w in report.warnings)  # ...and the difference reported
+
+
+@pytest.mark.django_db
+def test_no_pretix_email_unless_enabled(linked, ha_connected, mailoutbox):
+    sync(linked)
+    assert mailoutbox == []
+    with scopes_disabled():
+        FormLink.objects.filter(event=linked).update(send_emails=True)
+    ha_connected.add_order(PAYER, [{"tier": 14587202, "user": ("Paul", "Durand")}])
+    sync(linked)
+    assert [m.to for m in mailoutbox] == [["p@example.org"]]
+
+
+@pytest.mark.django_db
+def test_one_sync_per_event_at_a_time(linked, ha_connected, admin_client, django_capture_on_commit_callbacks):
+    from django.utils.timezone import now
+
+    from pretix_helloasso_bridge.sync import SyncAlreadyRunning
+
+    with scopes_disabled():
+        FormLink.objects.filter(event=linked).update(running_since=now(), progress="12 orders read")
+    with pytest.raises(SyncAlreadyRunning):
+        run_sync(linked)
+    page = admin_client.get(f"/control/event/{linked.organizer.slug}/{linked.slug}/helloasso/").content.decode()
+    assert "Sync running:" in page and "12 orders read" in page and 'http-equiv="refresh"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin_client.post(f"/control/event/{linked.organizer.slug}/{linked.slug}/helloasso/sync/", follow=True)
+    assert "A sync is already running." in r.content.decode()
+    assert not ha_connected.received("GET", r"/orders$")
