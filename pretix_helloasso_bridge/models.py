@@ -96,10 +96,12 @@ class RemoteObject(models.Model):
 
 
 class SyncReport(models.Model):
+    QUEUED = "queued"
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
     STATES = (
+        (QUEUED, pgettext_lazy("helloasso_sync", "Waiting to start")),
         (RUNNING, pgettext_lazy("helloasso_sync", "Running")),
         (SUCCESS, pgettext_lazy("helloasso_sync", "Finished")),
         (FAILED, pgettext_lazy("helloasso_sync", "Failed")),

@@ -96,8 +96,15 @@ class Sync:
         """Run one sync; returns the report. Errors are recorded on the report and the link, then re-raised."""
         started = time.monotonic()
         self.claim()
+        # a report still "running" belongs to a sync that died (we hold the claim now): say so
+        SyncReport.objects.filter(event=self.event, state=SyncReport.RUNNING).exclude(
+            pk=getattr(self.report, "pk", None)).update(state=SyncReport.FAILED, finished=now(),
+                                                        error=_("Interrupted (the process stopped); the next sync resumed it."))
         if self.report is None:
             self.report = SyncReport.objects.create(event=self.event, trigger=self.trigger, full=self.full)
+        elif self.report.state != SyncReport.RUNNING:
+            self.report.state = SyncReport.RUNNING
+            self.report.save(update_fields=["state"])
         try:
             with language(self.event.settings.locale):
                 self.sync_catalog()

@@ -40,7 +40,7 @@ def sync_event(self, event, trigger="manual", full=False, report_id=None):
 
 def start_sync(event, *, trigger="manual", full=False):
     """Enqueue a sync after the current transaction commits; returns the report the task will fill in."""
-    report = SyncReport.objects.create(event=event, trigger=trigger, full=full)
+    report = SyncReport.objects.create(event=event, trigger=trigger, full=full, state=SyncReport.QUEUED)
     kwargs = {"event": event.pk, "trigger": trigger, "full": full, "report_id": report.pk}
     transaction.on_commit(lambda: sync_event.apply_async(kwargs=kwargs))
     return report

@@ -178,6 +178,10 @@ def test_api_starts_a_sync_and_reads_reports(linked, client, api_token, ha_conne
     assert rows[report_id]["state"] == "success" and rows[report_id]["orders_created"] == 0 and rows[report_id]["api_calls"] >= 2
     assert client.post(url, {}, HTTP_AUTHORIZATION=f"Token {reader}", content_type="application/json").status_code == 403
     assert client.get(url, HTTP_AUTHORIZATION=f"Token {nobody}").status_code == 403
+    other = Organizer.objects.create(name="Other", slug="other")
+    stranger = Team.objects.create(organizer=other, name="API", all_events=True, all_event_permissions=True).tokens.create(name="x").token
+    assert client.get(url, HTTP_AUTHORIZATION=f"Token {stranger}").status_code in (403, 404)
+    assert client.post(url, {}, HTTP_AUTHORIZATION=f"Token {stranger}", content_type="application/json").status_code in (403, 404)
 
 
 # -- periodic task ---------------------------------------------------------------------------------

@@ -286,3 +286,57 @@ def test_one_sync_per_event_at_a_time(linked, ha_connected, admin_client, django
         r = admin_client.post(f"/control/event/{linked.organizer.slug}/{linked.slug}/helloasso/sync/", follow=True)
     assert "A sync is already running." in r.content.decode()
     assert not ha_connected.received("GET", r"/orders$")
+
+
+@pytest.mark.django_db
+def test_sync_killed_in_the_middle_of_a_page_is_resumed_without_loss_or_duplicate(linked, ha_connected, monkeypatch):
+    from pretix.base.models import OrderPayment
+
+    for i in range(10):
+        ha_connected.add_order({**PAYER, "email": f"k{i}@example.org"}, [{"tier": 14587202, "user": ("K", str(i))}])
+    real_confirm, calls = OrderPayment.confirm, []
+
+    def dying_confirm(self, *args, **kwargs):  # the worker is killed while importing the 6th paid order of the page
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt()
+        return real_confirm(self, *args, **kwargs)
+
+    monkeypatch.setattr(OrderPayment, "confirm", dying_confirm)
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(linked)
+    with scopes_disabled():
+        assert Order.objects.filter(event=linked).count() == 0  # the page's transaction was rolled back as a whole
+        assert not FormLink.objects.get(event=linked).cursor
+    monkeypatch.setattr(OrderPayment, "confirm", real_confirm)
+    report = sync(linked)
+    assert report.orders_created == 13
+    with scopes_disabled():
+        assert Order.objects.filter(event=linked).count() == 13
+        assert SyncReport.objects.filter(event=linked, state=SyncReport.FAILED, error__startswith="Interrupted").count() == 1
+
+
+@pytest.mark.django_db
+def test_custom_field_types_map_to_question_types(linked, ha_connected):
+    form = ha_connected.forms[("Event", "soiree-de-gala-2026")]
+    extra = [{"id": 5501240, "label": "Majeur ?", "type": "YesNo", "isRequired": False, "values": []},
+             {"id": 5501241, "label": "Date de naissance", "type": "Date", "isRequired": False, "values": []},
+             {"id": 5501242, "label": "Téléphone", "type": "Phone", "isRequired": False, "values": []},
+             {"id": 5501243, "label": "Justificatif", "type": "File", "isRequired": False, "values": []}]
+    form["tiers"][1]["customFields"] += extra
+    new = ha_connected.add_order(PAYER, [{"tier": 14587202, "user": ("Paul", "Durand"),
+                                          "answers": {5501240: "Oui", 5501241: "23/09/1987", 5501243: "https://example.org/f.pdf"}}])
+    sync(linked)
+    with scopes_disabled():
+        types = {ro.remote_id: ro.question.type for ro in RemoteObject.objects.filter(event=linked, kind="question")}
+        assert types == {"5501231": "C", "5501232": "S", "5501240": "B", "5501241": "D", "5501242": "TEL", "5501243": "S"}
+        pos = orders_of(linked)[str(new["id"])].positions.get()
+        answers = {str(a.question.question): a.answer for a in pos.answers.all()}
+        assert answers == {"Majeur ?": "True", "Date de naissance": "1987-09-23", "Justificatif": "https://example.org/f.pdf"}
+
+
+@pytest.mark.django_db
+def test_notification_type_is_subscribable(linked):
+    from pretix.base.notifications import get_all_notification_types
+
+    assert "pretix_helloasso_bridge.sync.failed" in get_all_notification_types(linked)
