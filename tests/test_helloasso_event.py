@@ -201,3 +201,20 @@ def test_periodic_sync_only_for_linked_events_with_the_plugin_and_when_due(
         periodic_sync(sender=None)  # not due again within the hour (the event is 30 days away)
     with scopes_disabled():
         assert SyncReport.objects.filter(event=linked, trigger="periodic").count() == 1
+
+
+@pytest.mark.django_db
+def test_periodic_sync_every_ten_minutes_around_the_event_day(linked, ha_connected, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from freezegun import freeze_time
+
+    linked.date_from = now() + timedelta(hours=20)
+    linked.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        periodic_sync(sender=None)
+    with freeze_time(now() + timedelta(minutes=11)):
+        with django_capture_on_commit_callbacks(execute=True):
+            periodic_sync(sender=None)
+    with scopes_disabled():
+        assert SyncReport.objects.filter(event=linked, trigger="periodic").count() == 2

@@ -340,3 +340,13 @@ def test_notification_type_is_subscribable(linked):
     from pretix.base.notifications import get_all_notification_types
 
     assert "pretix_helloasso_bridge.sync.failed" in get_all_notification_types(linked)
+
+
+@pytest.mark.django_db
+def test_tips_to_helloasso_are_never_imported(linked, ha_connected):
+    new = ha_connected.add_order(PAYER, [{"tier": 14587202, "user": ("Paul", "Durand")}])
+    ha_connected.orders[new["id"]]["payments"][0]["amountTip"] = 300
+    sync(linked)
+    with scopes_disabled():
+        order = orders_of(linked)[str(new["id"])]
+        assert order.total == Decimal("15.00") and [p.amount for p in order.payments.all()] == [Decimal("15.00")]
