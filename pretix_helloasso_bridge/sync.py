@@ -194,12 +194,14 @@ class Sync:
         return q
 
     def _product(self, p, channel, category):
-        wanted = {"name": p.name, "price": str(p.price), "description": p.description}
+        # pay-what-you-want rates: pretix's free price starts at the product price, so that is HelloAsso's minimum
+        price = p.min_price if p.free_price and p.min_price is not None else p.price
+        wanted = {"name": p.name, "price": str(price), "description": p.description}
         ro = _remote(self.event, RemoteObject.PRODUCT, p.remote_id)
         item = ro.item if ro else None
         if item is None:
             item = Item.objects.create(
-                event=self.event, name=p.name, description=p.description or None, default_price=p.price,
+                event=self.event, name=p.name, description=p.description or None, default_price=price,
                 free_price=p.free_price or p.is_donation, tax_rule=self._tax_rule(p.tax_rate), category=category,
                 admission=not p.is_addon and not p.is_donation, all_sales_channels=False, max_per_order=p.max_per_order,
                 position=len(self.items),

@@ -350,3 +350,14 @@ def test_tips_to_helloasso_are_never_imported(linked, ha_connected):
     with scopes_disabled():
         order = orders_of(linked)[str(new["id"])]
         assert order.total == Decimal("15.00") and [p.amount for p in order.payments.all()] == [Decimal("15.00")]
+
+
+@pytest.mark.django_db
+def test_pay_what_you_want_rate_and_vat(linked, ha_connected):
+    tiers = ha_connected.forms[("Event", "soiree-de-gala-2026")]["tiers"]
+    tiers.append({**copy.deepcopy(tiers[2]), "id": 14587299, "label": "Prix libre", "price": 0, "minAmount": 500, "vatRate": 0.055})
+    sync(linked)
+    with scopes_disabled():
+        item = RemoteObject.objects.get(event=linked, kind="product", remote_id="14587299").item
+        assert item.free_price and item.default_price == Decimal("5.00") and item.tax_rule.rate == Decimal("5.50")
+        assert not item.all_sales_channels and [c.identifier for c in item.limit_sales_channels.all()] == ["helloasso"]
