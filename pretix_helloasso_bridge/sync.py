@@ -470,6 +470,10 @@ class Sync:
                   .select_related("position")}
         to_cancel = [mapped[p.remote_id] for p in remote.positions
                      if p.state == P.CANCELED and p.remote_id in mapped and mapped[p.remote_id] and not mapped[p.remote_id].canceled]
+        unknown = [p.remote_id for p in remote.positions if p.state != P.CANCELED and p.remote_id not in mapped]
+        if unknown and not counted:
+            self.report.warnings.append(_("Order {code}: HelloAsso shows items that are not in the pretix order ({ids}); "
+                                          "add them by hand if they are real.").format(code=order.code, ids=", ".join(unknown)))
         changed |= self._payments(order, remote, new=False)
         order.refresh_from_db()
         if to_cancel and order.status != Order.STATUS_CANCELED:
