@@ -1,1 +1,57 @@
-"""Signal receivers of pretix_crm_bridge; they delegate to the modules that do the work."""
+"""Signal receivers of pretix_crm_bridge; they delegate to the modules that do the work and never call a service."""
+from django import forms
+from django.dispatch import receiver
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from pretix.base import signals as base_signals
+from pretix.control.signals import nav_event_settings, nav_organizer
+from pretix.presale.signals import contact_form_fields
+
+from . import config, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
+
+
+@receiver(nav_organizer, dispatch_uid="pretix_crm_bridge_nav_organizer")
+def nav_organizer_connections(sender, request, organizer, **kwargs):
+    if not request.user.has_organizer_permission(organizer, "organizer.settings.general:write", request=request):
+        return []
+    return [{
+        "label": _("CRM connections"),
+        "url": reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": organizer.slug}),
+        "parent": reverse("control:organizer.edit", kwargs={"organizer": organizer.slug}),
+        "active": bool(request.resolver_match) and request.resolver_match.namespace == "plugins:pretix_crm_bridge"
+        and request.resolver_match.url_name.startswith("connections"),
+        "icon": "address-book",
+    }]
+
+
+@receiver(nav_event_settings, dispatch_uid="pretix_crm_bridge_nav_event_settings")
+def nav_event_crm_settings(sender, request, **kwargs):
+    if not request.user.has_event_permission(request.organizer, request.event, "event.settings.general:write", request=request):
+        return []
+    return [{
+        "label": _("CRM bridge"),
+        "url": reverse("plugins:pretix_crm_bridge:event.settings", kwargs={"organizer": request.organizer.slug, "event": request.event.slug}),
+        "active": bool(request.resolver_match) and request.resolver_match.namespace == "plugins:pretix_crm_bridge"
+        and request.resolver_match.url_name == "event.settings",
+    }]
+
+
+@receiver(contact_form_fields, dispatch_uid="pretix_crm_bridge_contact_form_fields")
+def consent_checkbox(sender, request=None, **kwargs):
+    """The marketing consent checkbox, never ticked in advance; the answer is kept on the order (meta_info)."""
+    if not sender.settings.get(config.MAUTIC_ENABLED, as_type=bool):
+        return {}
+    return {config.CONSENT_FIELD: forms.BooleanField(label=config.consent_label(sender), required=False, initial=False)}
+
+
+def _make_receiver(signal_name):
+    def on_order_signal(sender, order, **kwargs):
+        triggers.enqueue(order, signal_name)
+    on_order_signal.__name__ = f"on_{signal_name}"
+    getattr(base_signals, signal_name).connect(on_order_signal, dispatch_uid=f"pretix_crm_bridge_{signal_name}", weak=False)
+    return on_order_signal
+
+
+# one receiver per pretix signal of the trigger map (triggers.py); they only enqueue
+ORDER_RECEIVERS = {name: _make_receiver(name) for name in triggers.signals()}
