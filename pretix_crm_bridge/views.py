@@ -12,6 +12,7 @@ from pretix.control.views.organizer import OrganizerDetailViewMixin, OrganizerSe
 from . import config
 from .connection import OK, SYSTEMS, check_connection
 from .forms import CrmConnectionsForm, CrmEventSettingsForm
+from .health import organizer_health
 from .triggers import SYSTEM_NAMES, TRIGGERS
 
 
@@ -22,6 +23,11 @@ class ConnectionsView(OrganizerSettingsFormView):
 
     def get_success_url(self):
         return reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": self.request.organizer.slug})
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["health"] = organizer_health(self.request.organizer)
+        return ctx
 
 
 class ConnectionTestView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):

@@ -194,3 +194,25 @@ def test_events_not_feeding_a_system_enqueue_nothing(crm_event, item):
     order2 = make_order(crm_event, item)
     pay(order2)
     assert queue_rows(order2, MauticSync.identifier) == []
+
+
+@pytest.mark.django_db
+def test_health_section_per_system(admin_client, crm_event, item, organizer, fake_mautic, django_capture_on_commit_callbacks):
+    from pretix_integrations_core import crypto
+    ok = make_order(crm_event, item)
+    pay(ok)
+    run_queue(django_capture_on_commit_callbacks)
+    crypto.set_secret(organizer.settings, config.NINJA_TOKEN, "revoked")
+    bad = make_order(crm_event, item, email="john@example.org")
+    pay(bad)
+    run_queue(django_capture_on_commit_callbacks)
+    make_order(crm_event, item, email="anna@example.org")
+    pay(make_order(crm_event, item, email="anna@example.org"))  # waiting: the queue has not run yet
+
+    from pretix_crm_bridge.health import organizer_health
+    health = {h.system: h for h in organizer_health(organizer)}
+    assert health["mautic"].connected and health["mautic"].last_success and health["mautic"].failed == 0
+    assert health["mautic"].waiting == 1 and health["invoiceninja"].waiting == 1
+    assert health["invoiceninja"].failed == 1 and "Invalid token" in health["invoiceninja"].last_error
+    page = admin_client.get(CONN).content.decode()
+    assert 'id="crm-health"' in page and "Invalid token" in page and "/datasync/failedjobs/" in page
