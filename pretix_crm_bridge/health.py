@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Optional
 
 from django.db.models import Max
+from django.utils.translation import gettext_lazy as _
 from django_scopes import scopes_disabled
 
 from pretix.base.models import LogEntry
@@ -50,3 +51,31 @@ def organizer_health(organizer):
                 failed=queue.filter(need_manual_retry__isnull=False).count(),
             ))
     return rows
+
+
+def event_counts(event):
+    """Counts for the event dashboard widget: what was synced per system, what waits, what failed."""
+    from .sync import InvoiceNinjaSync, MauticSync
+    with scopes_disabled():
+        results = OrderSyncResult.objects.filter(order__event=event)
+        queue = OrderSyncQueue.objects.filter(event=event)
+        counts = []
+        for system, provider in PROVIDERS.items():
+            if not event.settings.get(config.MAUTIC_ENABLED if system == MAUTIC else config.NINJA_ENABLED, as_type=bool):
+                continue
+            mine = results.filter(sync_provider=provider.identifier)
+            if provider is MauticSync:
+                synced = [(_contacts, mine.filter(mapping_id=1).values("id_value").distinct().count())]
+            else:
+                synced = [(_clients, mine.filter(mapping_id=InvoiceNinjaSync.MAPPING_CLIENT).values("id_value").distinct().count()),
+                          (_invoices, mine.filter(mapping_id=InvoiceNinjaSync.MAPPING_INVOICE).count())]
+            q = queue.filter(sync_provider=provider.identifier)
+            counts.append({"name": SYSTEM_NAMES[system], "synced": [(str(label), n) for label, n in synced],
+                           "waiting": q.filter(need_manual_retry__isnull=True).count(),
+                           "failed": q.filter(need_manual_retry__isnull=False).count()})
+    return counts
+
+
+_contacts = _("contacts")
+_clients = _("clients")
+_invoices = _("invoices")

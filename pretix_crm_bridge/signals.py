@@ -1,11 +1,12 @@
 """Signal receivers of pretix_crm_bridge; they delegate to the modules that do the work and never call a service."""
 from django import forms
 from django.dispatch import receiver
+from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from pretix.base import signals as base_signals
-from pretix.control.signals import nav_event_settings, nav_organizer
+from pretix.control.signals import event_dashboard_widgets, nav_event_settings, nav_organizer
 from pretix.presale.signals import contact_form_fields
 
 from . import config, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
@@ -55,3 +56,10 @@ def _make_receiver(signal_name):
 
 # one receiver per pretix signal of the trigger map (triggers.py); they only enqueue
 ORDER_RECEIVERS = {name: _make_receiver(name) for name in triggers.signals()}
+
+
+@receiver(event_dashboard_widgets, dispatch_uid="pretix_crm_bridge_dashboard_widget")
+def dashboard_widget(sender, **kwargs):
+    from .health import event_counts
+    html = get_template("pretix_crm_bridge/dashboard_widget.html").render({"counts": event_counts(sender)})
+    return [{"content": html, "display_size": "small", "priority": 5}]

@@ -190,3 +190,18 @@ def test_deleted_invoice_number_is_a_readable_permanent_failure(ninja_event, ite
     [row] = queue_rows(order, P)
     assert row.need_manual_retry == "permanent"
     assert f"The invoice {order.full_code} was deleted in Invoice Ninja" in log_actions(order)[-1][1]["error"][0]
+
+
+@pytest.mark.django_db
+def test_duplicate_request_guard_is_retried_later(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    """Invoice Ninja refuses a second payment of the same amount for the same client within a second (400 "Duplicate request")."""
+    first, second = make_order(ninja_event, item), make_order(ninja_event, item)
+    pay(first)
+    pay(second)
+    run_queue(django_capture_on_commit_callbacks)
+    [row] = queue_rows(second, P) or queue_rows(first, P)
+    assert row.need_manual_retry is None and row.failed_attempts == 1 and row.not_before >= now() + timedelta(seconds=59)
+    fake_invoiceninja.duplicate_window = 0
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(first, P) == [] and queue_rows(second, P) == []
+    assert len(entities(fake_invoiceninja, "payments")) == 2 and len(entities(fake_invoiceninja, "invoices")) == 2

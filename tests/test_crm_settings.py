@@ -216,3 +216,19 @@ def test_health_section_per_system(admin_client, crm_event, item, organizer, fak
     assert health["invoiceninja"].failed == 1 and "Invalid token" in health["invoiceninja"].last_error
     page = admin_client.get(CONN).content.decode()
     assert 'id="crm-health"' in page and "Invalid token" in page and "/datasync/failedjobs/" in page
+
+
+@pytest.mark.django_db
+def test_event_dashboard_widget_counts(admin_client, crm_event, item, organizer, fake_invoiceninja, django_capture_on_commit_callbacks):
+    from pretix_integrations_core import crypto
+    fake_invoiceninja.duplicate_window = 0  # its burst guard is tested in test_crm_invoiceninja.py
+    pay(make_order(crm_event, item))
+    pay(make_order(crm_event, item))  # same buyer: one contact, one client, two invoices
+    run_queue(django_capture_on_commit_callbacks)
+    crypto.set_secret(organizer.settings, config.NINJA_TOKEN, "revoked")
+    pay(make_order(crm_event, item, email="john@example.org"))
+    run_queue(django_capture_on_commit_callbacks)
+    page = " ".join(admin_client.get("/control/event/demo/concert/").content.decode().split())
+    assert "CRM bridge" in page
+    assert "Mautic: 2 contacts" in page
+    assert 'Invoice Ninja: 1 clients, 2 invoices · <span class="text-danger">1 failed</span>' in page
