@@ -205,3 +205,19 @@ def test_duplicate_request_guard_is_retried_later(ninja_event, item, fake_invoic
     run_queue(django_capture_on_commit_callbacks)
     assert queue_rows(first, P) == [] and queue_rows(second, P) == []
     assert len(entities(fake_invoiceninja, "payments")) == 2 and len(entities(fake_invoiceninja, "invoices")) == 2
+
+
+@pytest.mark.django_db
+def test_order_canceled_while_its_job_waits_gets_no_invoice(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    from pretix.base.services.orders import cancel_order
+    order = make_order(ninja_event, item)
+    pay(order)
+    with scope(organizer=ninja_event.organizer):
+        cancel_order(order.pk, cancellation_fee=None, try_auto_refund=False)
+    order.refresh_from_db()
+    assert order.status == "c"
+    [row] = queue_rows(order, P)
+    assert row.triggered_by == "order_canceled"  # the waiting job was refreshed, not doubled
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(order, P) == []
+    assert entities(fake_invoiceninja, "invoices") == [] and entities(fake_invoiceninja, "payments") == []
