@@ -85,6 +85,9 @@ class MauticClient:
     def add_to_segment(self, segment_id: int, contact_id: int):
         self._request("POST", f"/api/segments/{int(segment_id)}/contact/{int(contact_id)}/add", operation=str(_("add a contact to a segment")))
 
+    def add_to_campaign(self, campaign_id: int, contact_id: int):
+        self._request("POST", f"/api/campaigns/{int(campaign_id)}/contact/{int(contact_id)}/add", operation=str(_("add a contact to a campaign")))
+
     def contact_url(self, contact_id):
         return f"{self.http.base_url}/s/contacts/view/{int(contact_id)}"
 

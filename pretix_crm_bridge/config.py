@@ -31,6 +31,7 @@ AUTH_OAUTH2 = "oauth2"
 MAUTIC_ENABLED = PREFIX + "mautic_enabled"
 MAUTIC_SEGMENTS_PLACED = PREFIX + "mautic_segments_placed"
 MAUTIC_SEGMENTS_PAID = PREFIX + "mautic_segments_paid"
+MAUTIC_CAMPAIGNS_PAID = PREFIX + "mautic_campaigns_paid"
 MAUTIC_EVENT_TAG = PREFIX + "mautic_event_tag"
 NINJA_ENABLED = PREFIX + "invoiceninja_enabled"
 CONSENT_ASK = PREFIX + "consent_ask"
@@ -44,7 +45,7 @@ DEFAULT_CONSENT_LABEL = _("Yes, I would like to receive news about the organiser
 for key, default, type_ in (
     (MAUTIC_URL, "", str), (MAUTIC_AUTH, AUTH_BASIC, str), (MAUTIC_USERNAME, "", str), (MAUTIC_PASSWORD, "", str),
     (MAUTIC_CLIENT_ID, "", str), (MAUTIC_CLIENT_SECRET, "", str), (NINJA_URL, "", str), (NINJA_TOKEN, "", str),
-    (MAUTIC_ENABLED, "False", bool), (MAUTIC_SEGMENTS_PLACED, "", str), (MAUTIC_SEGMENTS_PAID, "", str),
+    (MAUTIC_ENABLED, "False", bool), (MAUTIC_SEGMENTS_PLACED, "", str), (MAUTIC_SEGMENTS_PAID, "", str), (MAUTIC_CAMPAIGNS_PAID, "", str),
     (MAUTIC_EVENT_TAG, "", str), (NINJA_ENABLED, "False", bool), (CONSENT_ASK, "True", bool),
 ):
     settings_hierarkey.add_default(key, default, type_)

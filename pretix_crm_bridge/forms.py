@@ -59,7 +59,7 @@ def _segments_field(label, help_text):
 def _validate_segments(value):
     parts = [p.strip() for p in str(value or "").replace(";", ",").split(",") if p.strip()]
     if any(not p.isdigit() for p in parts):
-        raise forms.ValidationError(_("Enter segment numbers separated by commas, for example 3, 5."))
+        raise forms.ValidationError(_("Enter numbers separated by commas, for example 3, 5."))
 
 
 class CrmEventSettingsForm(SettingsForm):
@@ -72,6 +72,11 @@ class CrmEventSettingsForm(SettingsForm):
         _("Mautic segments when an order is placed"), _("Segment numbers, separated by commas."))
     pretix_crm_bridge_mautic_segments_paid = _segments_field(
         _("Mautic segments when an order is paid"), _("Segment numbers, separated by commas."))
+    pretix_crm_bridge_mautic_campaigns_paid = forms.CharField(
+        label=_("Mautic campaigns when an order is paid"), required=False, validators=[_validate_segments],
+        help_text=_("Campaign numbers, separated by commas. A contact is added once per order: a later sync of the same "
+                    "order does not add it again (which could restart the campaign)."),
+    )
     pretix_crm_bridge_mautic_event_tag = forms.CharField(
         label=_("Mautic tag for this event"), required=False, max_length=100,
         help_text=_("Leave empty to use pretix-<event short form>. Each product adds a tag of its own, after this one."),

@@ -16,6 +16,7 @@ from django_countries import countries
 from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, datasync_providers
 from pretix.base.datasync.sourcefields import ORDER
 from pretix.base.models import InvoiceAddress, OrderPayment
+from pretix.base.models.datasync import OrderSyncResult
 
 from pretix_integrations_core.datasync import HttpSyncProviderMixin
 from pretix_integrations_core.errors import ServiceRateLimited, ServiceRejected
@@ -106,13 +107,27 @@ class MauticSync(CrmSyncProvider):
         segments = list(dict.fromkeys(segments))
         for segment in segments:  # membership is idempotent in Mautic
             self.client.add_to_segment(segment, contact["id"])
+        campaigns = self.add_to_campaigns(order, contact["id"])
         return {
             "action": "create" if created else "update",
             "contact_id": contact["id"],
             "segments": segments,
+            "campaigns": campaigns,
             "external_link_href": self.client.contact_url(contact["id"]),
             "external_link_display_name": _("Mautic contact #{id}").format(id=contact["id"]),
         }
+
+    def add_to_campaigns(self, order, contact_id):
+        """Paid orders join the event's campaigns, once per order: re-adding a contact may restart a campaign in Mautic."""
+        previous = OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=1).first()
+        done = [c for c in (previous.sync_info.get("campaigns") or []) if previous.sync_info.get("contact_id") == contact_id] if previous else []
+        if order.status != order.STATUS_PAID:
+            return done
+        for campaign in config.segment_ids(self.event.settings.get(config.MAUTIC_CAMPAIGNS_PAID)):
+            if campaign not in done:
+                self.client.add_to_campaign(campaign, contact_id)
+                done.append(campaign)
+        return done
 
 
 @datasync_providers.register

@@ -26,7 +26,8 @@ TRIGGERS = (
             _("Create or update the buyer's contact (if the buyer agreed), add the “order placed” segments.")),
     Trigger("order_placed", _("Order placed"), INVOICENINJA, _("Create or update the buyer's client.")),
     Trigger("order_paid", _("Order paid"), MAUTIC,
-            _("Update the contact (if the buyer agreed), add the “order placed” and “order paid” segments.")),
+            _("Update the contact (if the buyer agreed), add the “order placed” and “order paid” segments, and the "
+              "“order paid” campaigns once per order.")),
     Trigger("order_paid", _("Order paid"), INVOICENINJA,
             _("Create the invoice (one per order, never twice) and record the payment (never twice).")),
     Trigger("order_changed", _("Order changed"), MAUTIC, _("Update the contact and its product tags.")),

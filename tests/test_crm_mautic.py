@@ -216,3 +216,20 @@ def test_failed_jobs_list_shows_the_job(admin_client, crm_event, item, organizer
     assert order.code in page and "Mautic" in page
     page = admin_client.get(f"/control/event/demo/concert/orders/{order.code}/").content.decode()
     assert "Mautic" in page
+
+
+@pytest.mark.django_db
+def test_paid_orders_join_campaigns_once_per_order(crm_event, item, fake_mautic, django_capture_on_commit_callbacks):
+    crm_event.settings.set(config.MAUTIC_CAMPAIGNS_PAID, "1")
+    order = make_order(crm_event, item)
+    MauticSync.enqueue_order(order, "manual")
+    run_queue(django_capture_on_commit_callbacks)
+    assert fake_mautic.received("POST", r"^/api/campaigns/") == []  # not paid yet
+    pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    c = the_contact(fake_mautic)
+    assert fake_mautic.campaigns[1]["members"] == {c["id"]}
+    assert results(order, P)[1].sync_info["campaigns"] == [1]
+    MauticSync.enqueue_order(order, "manual")
+    run_queue(django_capture_on_commit_callbacks)
+    assert len(fake_mautic.received("POST", r"^/api/campaigns/")) == 1  # not re-added (it could restart the campaign)
