@@ -139,8 +139,11 @@ class InvoiceNinjaClient:
         op = str(_("create an invoice"))
         return self._data(self.http.request("POST", "/api/v1/invoices", operation=op, params={"mark_sent": "true"}, json=body), op)
 
+    def list_payments(self, client_id):
+        return self._list("/api/v1/payments", str(_("find a payment")), {"client_id": client_id})
+
     def find_payment(self, client_id, idempotency_key, reference):
-        rows = self._list("/api/v1/payments", str(_("find a payment")), {"client_id": client_id})
+        rows = self.list_payments(client_id)
         return next((r for r in rows if not r.get("is_deleted") and (
             r.get("idempotency_key") == idempotency_key or (reference and r.get("transaction_reference") == reference))), None)
 
@@ -148,6 +151,10 @@ class InvoiceNinjaClient:
         op = str(_("record a payment"))
         # the idempotency key travels in the body: repeating the request is safe, Invoice Ninja refuses a second one
         return self._data(self.http.request("POST", "/api/v1/payments", operation=op, json=body, retry_safe=True), op)
+
+    def refund_payment(self, body):
+        op = str(_("refund a payment"))
+        return self._data(self.http.request("POST", "/api/v1/payments/refund", operation=op, json=body), op)
 
     def invoice_url(self, invoice_id):
         return f"{self.http.base_url}/invoices/{invoice_id}/edit"

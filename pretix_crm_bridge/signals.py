@@ -1,11 +1,13 @@
 """Signal receivers of pretix_crm_bridge; they delegate to the modules that do the work and never call a service."""
 from django import forms
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from pretix.base import signals as base_signals
+from pretix.base.models import OrderRefund
 from pretix.control.signals import event_dashboard_widgets, nav_event_settings, nav_organizer
 from pretix.presale.signals import contact_form_fields
 
@@ -55,7 +57,17 @@ def _make_receiver(signal_name):
 
 
 # one receiver per pretix signal of the trigger map (triggers.py); they only enqueue
-ORDER_RECEIVERS = {name: _make_receiver(name) for name in triggers.signals()}
+ORDER_RECEIVERS = {name: _make_receiver(name) for name in triggers.signals() if hasattr(base_signals, name)}
+
+
+@receiver(post_save, sender=OrderRefund, dispatch_uid="pretix_crm_bridge_refund_done")
+def on_refund_saved(sender, instance, **kwargs):
+    """pretix has no refund signal: a refund saved as done enqueues the order (model signals are not plugin-gated: check)."""
+    if instance.state != OrderRefund.REFUND_STATE_DONE:
+        return
+    order = instance.order
+    if "pretix_crm_bridge" in order.event.get_plugins():
+        triggers.enqueue(order, "refund_done")
 
 
 @receiver(event_dashboard_widgets, dispatch_uid="pretix_crm_bridge_dashboard_widget")

@@ -10,12 +10,13 @@ creates nothing twice. HTTP failures become pretix's sync errors in the core (:m
 from functools import cached_property
 
 from django.utils.text import slugify
+from django.utils.timezone import now
 from django.utils.translation import gettext as _, override
 from django_countries import countries
 
 from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, datasync_providers
 from pretix.base.datasync.sourcefields import ORDER
-from pretix.base.models import InvoiceAddress, OrderPayment
+from pretix.base.models import InvoiceAddress, OrderPayment, OrderRefund
 from pretix.base.models.datasync import OrderSyncResult
 
 from pretix_integrations_core.datasync import HttpSyncProviderMixin
@@ -151,8 +152,10 @@ class InvoiceNinjaSync(CrmSyncProvider):
         if mapping.id == self.MAPPING_CLIENT:
             return self.sync_client(order)
         client_result = (mapped_objects.get(self.MAPPING_CLIENT) or [None])[0]
-        if order.status != order.STATUS_PAID or order.total <= 0 or not client_result:
+        if not client_result:
             return None
+        if order.status != order.STATUS_PAID or order.total <= 0:
+            return self.sync_refunds_only(order, client_result.sync_info["client_id"])
         return self.sync_invoice(order, client_result.sync_info["client_id"])
 
     # -- client ---------------------------------------------------------------------------------------
@@ -243,13 +246,59 @@ class InvoiceNinjaSync(CrmSyncProvider):
                     "then retry.").format(number=number)
             raise UnrecoverableSyncError([msg], msg)
         payments = self.sync_payments(order, client_id, invoice)
-        if payments and action == "nothing_to_do":
+        refunded = self.sync_refunds(order, client_id, invoice)
+        if (payments or refunded) and action == "nothing_to_do":
             action = "update"
         return {
-            "action": action, "invoice_id": invoice["id"], "number": number, "payments": payments,
+            "action": action, "invoice_id": invoice["id"], "number": number, "payments": payments, "refunded": refunded,
             "external_link_href": self.client.invoice_url(invoice["id"]),
             "external_link_display_name": _("Invoice Ninja invoice {number}").format(number=number),
         }
+
+    def sync_refunds_only(self, order, client_id):
+        """An order that is no longer paid (cancelled, refunded) but whose invoice was sent earlier: mirror its refunds."""
+        previous = OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=self.MAPPING_INVOICE).first()
+        if previous is None or not order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE).exists():
+            return None
+        number = previous.sync_info.get("number")
+        invoice = self.client.find_invoice(number) if number else None
+        if invoice is None or invoice.get("is_deleted"):
+            return None
+        refunded = self.sync_refunds(order, client_id, invoice)
+        return {
+            "action": "update" if refunded else "nothing_to_do", "invoice_id": invoice["id"], "number": number,
+            "payments": previous.sync_info.get("payments") or [], "refunded": refunded,
+            "external_link_href": self.client.invoice_url(invoice["id"]),
+            "external_link_display_name": _("Invoice Ninja invoice {number}").format(number=number),
+        }
+
+    def sync_refunds(self, order, client_id, invoice):
+        """
+        Bring the refunded amount of this order's payments in Invoice Ninja up to what pretix refunded.
+
+        Invoice Ninja's refund call has no idempotency key, so the amount is computed from its current state every
+        time (what pretix refunded minus what Invoice Ninja already shows as refunded): a retry after a lost answer
+        refunds nothing twice.
+        """
+        target = sum(float(r.amount) for r in order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE))
+        if target <= 0:
+            return 0.0
+        prefix = f"pretix {order.full_code}-P-"
+        payments = [p for p in self.client.list_payments(client_id)
+                    if str(p.get("transaction_reference") or "").startswith(prefix) and not p.get("is_deleted")]
+        missing = round(min(target, sum(float(p.get("amount") or 0) for p in payments)) - sum(float(p.get("refunded") or 0) for p in payments), 2)
+        done = 0.0
+        for p in payments:
+            if missing - done <= 0.005:
+                break
+            part = round(min(missing - done, float(p.get("amount") or 0) - float(p.get("refunded") or 0)), 2)
+            if part <= 0:
+                continue
+            lines = [{"invoice_id": pa["invoice_id"], "amount": part} for pa in p.get("paymentables") or [] if pa.get("invoice_id") == invoice["id"]]
+            self.client.refund_payment({"id": p["id"], "amount": part, "date": now().date().isoformat(), "invoices": lines[:1],
+                                        "gateway_refund": False, "send_email": False})
+            done += part
+        return round(done, 2)
 
     def sync_payments(self, order, client_id, invoice):
         """Record pretix's confirmed payments against the invoice, each once (idempotency key per pretix payment)."""

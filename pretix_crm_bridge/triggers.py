@@ -35,7 +35,8 @@ TRIGGERS = (
     Trigger("order_modified", _("Contact details or answers changed"), MAUTIC, _("Update the contact.")),
     Trigger("order_modified", _("Contact details or answers changed"), INVOICENINJA, _("Update the client.")),
     Trigger("order_canceled", _("Order canceled"), MAUTIC, _("Update the contact (its tags stay).")),
-    Trigger("order_canceled", _("Order canceled"), INVOICENINJA, _("Nothing yet (credit notes come in a later version).")),
+    Trigger("order_canceled", _("Order canceled"), INVOICENINJA, _("Refund the invoice's payment by what pretix refunded.")),
+    Trigger("refund_done", _("Refund done"), INVOICENINJA, _("Refund the invoice's payment by what pretix refunded.")),
     Trigger("order_reactivated", _("Order reactivated"), MAUTIC, _("Update the contact.")),
     Trigger("order_expired", _("Order expired"), MAUTIC, _("Update the contact.")),
 )

@@ -221,3 +221,32 @@ def test_order_canceled_while_its_job_waits_gets_no_invoice(ninja_event, item, f
     run_queue(django_capture_on_commit_callbacks)
     assert queue_rows(order, P) == []
     assert entities(fake_invoiceninja, "invoices") == [] and entities(fake_invoiceninja, "payments") == []
+
+
+@pytest.mark.django_db
+def test_refund_and_cancel_refund_the_payment_once(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    from pretix.base.models import OrderRefund
+    from pretix.base.services.orders import cancel_order
+    order = make_order(ninja_event, item)
+    p = pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    with scope(organizer=ninja_event.organizer):
+        OrderRefund.objects.create(order=order, payment=p, amount=Decimal("16.00"), state=OrderRefund.REFUND_STATE_DONE, provider="manual",
+                                   source=OrderRefund.REFUND_SOURCE_ADMIN)
+        cancel_order(order.pk, cancellation_fee=None, try_auto_refund=False)
+    assert [q.triggered_by for q in queue_rows(order, P)] == ["order_canceled"]
+
+    fake_invoiceninja.fail_next(method="POST", path=r"^/api/v1/payments/refund$", status=503)
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(order, P)[0].failed_attempts == 1
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(order, P) == []
+    [payment] = entities(fake_invoiceninja, "payments")
+    [invoice] = entities(fake_invoiceninja, "invoices")
+    assert payment["refunded"] == 16.0 and invoice["paid_to_date"] == 0
+    assert results(order, P)[2].sync_info["refunded"] == 16.0
+
+    InvoiceNinjaSync.enqueue_order(order, "manual")
+    run_queue(django_capture_on_commit_callbacks)
+    assert entities(fake_invoiceninja, "payments")[0]["refunded"] == 16.0  # computed from Invoice Ninja's state: never twice
+    assert len(fake_invoiceninja.received("POST", r"^/api/v1/payments/refund$")) == 2  # the 503, then the one that worked
