@@ -88,6 +88,18 @@ class MauticClient:
     def add_to_campaign(self, campaign_id: int, contact_id: int):
         self._request("POST", f"/api/campaigns/{int(campaign_id)}/contact/{int(contact_id)}/add", operation=str(_("add a contact to a campaign")))
 
+    def remove_from_segment(self, segment_id: int, contact_id: int):
+        self._request("POST", f"/api/segments/{int(segment_id)}/contact/{int(contact_id)}/remove", operation=str(_("remove a contact from a segment")))
+
+    def remove_from_campaign(self, campaign_id: int, contact_id: int):
+        self._request("POST", f"/api/campaigns/{int(campaign_id)}/contact/{int(contact_id)}/remove",
+                      operation=str(_("remove a contact from a campaign")))
+
+    def do_not_contact(self, contact_id: int, comments: str):
+        """Mark the contact "do not contact" by email, reason "unsubscribed" (1)."""
+        self._request("POST", f"/api/contacts/{int(contact_id)}/dnc/email/add", operation=str(_("unsubscribe a contact")),
+                      json={"reason": 1, "comments": comments})
+
     def contact_url(self, contact_id):
         return f"{self.http.base_url}/s/contacts/view/{int(contact_id)}"
 

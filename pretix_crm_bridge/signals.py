@@ -7,8 +7,9 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from pretix.base import signals as base_signals
+from pretix.base.logentrytypes import OrderLogEntryType, log_entry_types
 from pretix.base.models import OrderRefund
-from pretix.control.signals import event_dashboard_widgets, nav_event_settings, nav_organizer
+from pretix.control.signals import event_dashboard_widgets, nav_event_settings, nav_organizer, order_info
 from pretix.presale.signals import contact_form_fields
 
 from . import config, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
@@ -75,3 +76,20 @@ def dashboard_widget(sender, **kwargs):
     from .health import event_counts
     html = get_template("pretix_crm_bridge/dashboard_widget.html").render({"counts": event_counts(sender)})
     return [{"content": html, "display_size": "small", "priority": 5}]
+
+
+@receiver(order_info, dispatch_uid="pretix_crm_bridge_order_info")
+def order_consent_panel(sender, order, request, **kwargs):
+    from .sync import has_consent
+    if not sender.settings.get(config.MAUTIC_ENABLED, as_type=bool):
+        return ""
+    return get_template("pretix_crm_bridge/order_info.html").render({
+        "order": order, "request": request, "consent": has_consent(order),
+        "can_change": request.user.has_event_permission(request.organizer, request.event, "event.orders:write", request=request),
+    }, request=request)
+
+
+@log_entry_types.new("pretix_crm_bridge.consent.withdrawn", _(
+    "Marketing consent withdrawn: the buyer is removed from the event's Mautic segments and campaigns."))
+class ConsentWithdrawnLogEntryType(OrderLogEntryType):
+    pass

@@ -7,6 +7,7 @@ first (Mautic: the email, which ``/contacts/new`` deduplicates on; Invoice Ninja
 invoice ``number``, the payment's ``idempotency_key``), so running a job twice, or again after an answer was lost,
 creates nothing twice. HTTP failures become pretix's sync errors in the core (:mod:`pretix_integrations_core.datasync`).
 """
+import json
 from functools import cached_property
 
 from django.utils.text import slugify
@@ -29,6 +30,17 @@ from .triggers import INVOICENINJA, MAUTIC
 
 def has_consent(order) -> bool:
     return bool((order.meta_info_data or {}).get("contact_form_data", {}).get(config.CONSENT_FIELD))
+
+
+def withdraw_consent(order, user=None):
+    """The buyer withdrew their consent: keep that on the order, log it, and queue the Mautic clean-up (no HTTP here)."""
+    data = order.meta_info_data or {}
+    data.setdefault("contact_form_data", {})[config.CONSENT_FIELD] = False
+    order.meta_info = json.dumps(data)
+    order.save(update_fields=["meta_info"])
+    order.log_action("pretix_crm_bridge.consent.withdrawn", user=user, data={})
+    if OrderSyncResult.objects.filter(order=order, sync_provider=MauticSync.identifier).exists():
+        MauticSync.enqueue_order(order, "consent_withdrawn")
 
 
 def _address(order):
@@ -83,8 +95,28 @@ class MauticSync(CrmSyncProvider):
         return config.mautic_client(self.event.organizer)
 
     def should_sync_order(self, order):
-        # Mautic is a marketing tool: without the buyer's consent, nothing about them is sent to it.
-        return super().should_sync_order(order) and has_consent(order)
+        # Mautic is a marketing tool: without the buyer's consent, nothing about them is sent to it, except, when the
+        # consent was withdrawn after an earlier sync, the removal from this event's segments and campaigns.
+        return super().should_sync_order(order) and (has_consent(order) or self.previous_result(order) is not None)
+
+    def previous_result(self, order):
+        return OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=1).first()
+
+    def withdraw(self, order):
+        previous = self.previous_result(order)
+        contact_id = previous.sync_info.get("contact_id")
+        if previous.sync_info.get("action") == "consent_withdrawn" or not contact_id:
+            return {**previous.sync_info, "action": "nothing_to_do"}
+        segments = config.segment_ids(self.event.settings.get(config.MAUTIC_SEGMENTS_PLACED)) + \
+            config.segment_ids(self.event.settings.get(config.MAUTIC_SEGMENTS_PAID)) + (previous.sync_info.get("segments") or [])
+        for segment in dict.fromkeys(segments):
+            self.client.remove_from_segment(segment, contact_id)
+        for campaign in previous.sync_info.get("campaigns") or []:
+            self.client.remove_from_campaign(campaign, contact_id)
+        self.client.do_not_contact(contact_id, _("Consent withdrawn (pretix order {code})").format(code=order.full_code))
+        return {"action": "consent_withdrawn", "contact_id": contact_id, "segments": [], "campaigns": [],
+                "external_link_href": self.client.contact_url(contact_id),
+                "external_link_display_name": _("Mautic contact #{id}").format(id=contact_id)}
 
     def contact_body(self, order):
         given, family = buyer_names(order)
@@ -101,6 +133,8 @@ class MauticSync(CrmSyncProvider):
 
     def sync_object_with_properties(self, external_id_field, id_value, properties, inputs, mapping, mapped_objects, **kwargs):
         order = inputs[ORDER]
+        if not has_consent(order):
+            return self.withdraw(order)
         created, contact = self.client.upsert_contact(self.contact_body(order))
         segments = config.segment_ids(self.event.settings.get(config.MAUTIC_SEGMENTS_PLACED))
         if order.status == order.STATUS_PAID:

@@ -1,11 +1,13 @@
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 
-from pretix.control.permissions import OrganizerPermissionRequiredMixin
+from pretix.base.models import Order
+from pretix.control.permissions import EventPermissionRequiredMixin, OrganizerPermissionRequiredMixin
 from pretix.control.views.event import EventSettingsFormView, EventSettingsViewMixin
 from pretix.control.views.organizer import OrganizerDetailViewMixin, OrganizerSettingsFormView
 
@@ -13,6 +15,7 @@ from . import config
 from .connection import OK, SYSTEMS, check_connection
 from .forms import CrmConnectionsForm, CrmEventSettingsForm
 from .health import organizer_health
+from .sync import has_consent, withdraw_consent
 from .triggers import SYSTEM_NAMES, TRIGGERS
 
 
@@ -62,3 +65,18 @@ class EventCrmSettingsView(EventSettingsViewMixin, EventSettingsFormView):
     def get_success_url(self):
         return reverse("plugins:pretix_crm_bridge:event.settings", kwargs={
             "organizer": self.request.organizer.slug, "event": self.request.event.slug})
+
+
+class ConsentWithdrawView(EventPermissionRequiredMixin, View):
+    """Staff record that a buyer withdrew their marketing consent (e.g. asked by email); Mautic is cleaned up in the background."""
+    permission = "event.orders:write"
+
+    def post(self, request, *args, **kwargs):
+        order = get_object_or_404(Order, event=request.event, code=kwargs["code"])
+        if has_consent(order):
+            with transaction.atomic():
+                withdraw_consent(order, user=request.user)
+            messages.success(request, _("The consent was withdrawn. The buyer is removed from this event's Mautic segments "
+                                        "and campaigns, and marked as unsubscribed, in the background."))
+        return redirect(reverse("control:event.order", kwargs={"organizer": request.organizer.slug, "event": request.event.slug,
+                                                               "code": order.code}))

@@ -233,3 +233,50 @@ def test_paid_orders_join_campaigns_once_per_order(crm_event, item, fake_mautic,
     MauticSync.enqueue_order(order, "manual")
     run_queue(django_capture_on_commit_callbacks)
     assert len(fake_mautic.received("POST", r"^/api/campaigns/")) == 1  # not re-added (it could restart the campaign)
+
+
+@pytest.mark.django_db
+def test_consent_withdrawn_from_the_order_page(admin_client, crm_event, item, fake_mautic, django_capture_on_commit_callbacks):
+    crm_event.settings.set(config.MAUTIC_SEGMENTS_PLACED, "1")
+    crm_event.settings.set(config.MAUTIC_CAMPAIGNS_PAID, "1")
+    order = make_order(crm_event, item)
+    pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    c = the_contact(fake_mautic)
+    assert fake_mautic.segments[1]["members"] == {c["id"]} and fake_mautic.campaigns[1]["members"] == {c["id"]}
+    page = admin_client.get(f"/control/event/demo/concert/orders/{order.code}/").content.decode()
+    assert "The buyer withdraws their consent" in page
+
+    url = f"/control/event/demo/concert/crm/orders/{order.code}/withdraw-consent/"
+    r = admin_client.post(url, follow=True)
+    assert r.status_code == 200
+    order.refresh_from_db()
+    assert not has_consent(order)
+    assert fake_mautic.segments[1]["members"] == {c["id"]}  # nothing sent in the admin's request
+    assert "Marketing consent withdrawn" in admin_client.get(f"/control/event/demo/concert/orders/{order.code}/").content.decode()
+
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(order, P) == []
+    c = the_contact(fake_mautic)
+    assert fake_mautic.segments[1]["members"] == set() and fake_mautic.campaigns[1]["members"] == set()
+    assert [d["reason"] for d in c["dnc"]] == [1]
+    assert results(order, P)[1].sync_info["action"] == "consent_withdrawn"
+
+    # later order signals change nothing any more for this order
+    n = len(fake_mautic.requests)
+    MauticSync.enqueue_order(order, "order_changed")
+    run_queue(django_capture_on_commit_callbacks)
+    assert len(fake_mautic.requests) == n
+
+
+@pytest.mark.django_db
+def test_withdraw_consent_needs_order_write_permission(client, crm_event, item, organizer):
+    from pretix.base.models import Team, User
+    order = make_order(crm_event, item)
+    u = User.objects.create_user("viewer@example.org", "viewer-password")
+    t = Team.objects.create(organizer=organizer, name="Viewers", all_events=True, limit_event_permissions={"event.orders:read": True})
+    t.members.add(u)
+    client.login(email="viewer@example.org", password="viewer-password")
+    assert client.post(f"/control/event/demo/concert/crm/orders/{order.code}/withdraw-consent/").status_code == 403
+    order.refresh_from_db()
+    assert has_consent(order)
