@@ -280,3 +280,26 @@ def test_withdraw_consent_needs_order_write_permission(client, crm_event, item, 
     assert client.post(f"/control/event/demo/concert/crm/orders/{order.code}/withdraw-consent/").status_code == 403
     order.refresh_from_db()
     assert has_consent(order)
+
+
+@pytest.mark.django_db
+def test_oauth2_token_renewed_once_when_expired(crm_event, item, organizer, fake_mautic, django_capture_on_commit_callbacks):
+    from pretix_integrations_core import crypto
+    organizer.settings.set(config.MAUTIC_AUTH, config.AUTH_OAUTH2)
+    organizer.settings.set(config.MAUTIC_CLIENT_ID, "demo-mautic-client-id")
+    crypto.set_secret(organizer.settings, config.MAUTIC_CLIENT_SECRET, "demo-mautic-client-secret")
+    first = make_order(crm_event, item)
+    pay(first)
+    run_queue(django_capture_on_commit_callbacks)
+    assert len(fake_mautic.received("POST", r"^/oauth/v2/token$")) == 1
+    second = make_order(crm_event, item, email="john@example.org")
+    pay(second)
+    run_queue(django_capture_on_commit_callbacks)
+    assert len(fake_mautic.received("POST", r"^/oauth/v2/token$")) == 1  # the cached token is reused
+    fake_mautic.expire_tokens()
+    third = make_order(crm_event, item, email="anna@example.org")
+    pay(third)
+    run_queue(django_capture_on_commit_callbacks)
+    assert len(fake_mautic.received("POST", r"^/oauth/v2/token$")) == 2
+    assert queue_rows(third, P) == [] and len(fake_mautic.contacts) == 3
+    assert not any(r.basic_auth for r in fake_mautic.received(path=r"^/api/"))
