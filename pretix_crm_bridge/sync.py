@@ -279,7 +279,7 @@ class InvoiceNinjaSync(CrmSyncProvider):
             msg = _("The invoice {number} was deleted in Invoice Ninja; its number cannot be used again. Restore it there, "
                     "then retry.").format(number=number)
             raise UnrecoverableSyncError([msg], msg)
-        payments = self.sync_payments(order, client_id, invoice)
+        payments = self.sync_payments(order, client_id, invoice, fresh=action == "create")
         refunded = self.sync_refunds(order, client_id, invoice)
         if (payments or refunded) and action == "nothing_to_do":
             action = "update"
@@ -334,8 +334,12 @@ class InvoiceNinjaSync(CrmSyncProvider):
             done += part
         return round(done, 2)
 
-    def sync_payments(self, order, client_id, invoice):
-        """Record pretix's confirmed payments against the invoice, each once (idempotency key per pretix payment)."""
+    def sync_payments(self, order, client_id, invoice, fresh=False):
+        """
+        Record pretix's confirmed payments against the invoice, each once (idempotency key per pretix payment).
+
+        An invoice created in this run cannot have payments yet, so the lookup is skipped then (``fresh``).
+        """
         balance = float(invoice.get("balance") or 0)
         if str(invoice.get("status_id")) == "4" or balance <= 0:
             return []
@@ -345,7 +349,7 @@ class InvoiceNinjaSync(CrmSyncProvider):
                 break
             key = f"pretix:{self.event.pk}:{order.code}:P{p.local_id}"
             reference = f"pretix {order.full_code}-P-{p.local_id}"
-            if self.client.find_payment(client_id, key, reference):
+            if not fresh and self.client.find_payment(client_id, key, reference):
                 continue
             amount = round(min(float(p.amount), balance), 2)
             body = {"client_id": client_id, "amount": amount, "date": (p.payment_date or order.datetime).date().isoformat(),

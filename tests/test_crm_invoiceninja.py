@@ -60,7 +60,11 @@ def test_paid_order_client_invoice_payment_once(ninja_event, item, fake_invoicen
     assert clients[0]["id_number"] == "pretix:jane@example.org" and clients[0]["contacts"][0]["email"] == "jane@example.org"
 
     pay(order)
+    fake_invoiceninja.reset()
     run_queue(django_capture_on_commit_callbacks)
+    # client lookup, invoice lookup, invoice, payment: no other call
+    assert [(r.method, r.path) for r in fake_invoiceninja.requests] == [
+        ("GET", "/api/v1/clients"), ("GET", "/api/v1/invoices"), ("POST", "/api/v1/invoices"), ("POST", "/api/v1/payments")]
     [invoice] = entities(fake_invoiceninja, "invoices")
     assert invoice["number"] == order.full_code and invoice["po_number"] == order.code
     assert invoice["uses_inclusive_taxes"] is True
@@ -76,10 +80,11 @@ def test_paid_order_client_invoice_payment_once(ninja_event, item, fake_invoicen
     assert queue_rows(order, P) == []
 
     # the same job again ("Sync now", or any later order signal): nothing new
+    fake_invoiceninja.reset()
     InvoiceNinjaSync.enqueue_order(order, "manual")
     run_queue(django_capture_on_commit_callbacks)
     assert [len(entities(fake_invoiceninja, k)) for k in ("clients", "invoices", "payments")] == [1, 1, 1]
-    assert not fake_invoiceninja.received("PUT")  # nothing changed, nothing written
+    assert [(r.method, r.path) for r in fake_invoiceninja.requests] == [("GET", "/api/v1/clients"), ("GET", "/api/v1/invoices")]
 
 
 @pytest.mark.django_db
