@@ -131,8 +131,9 @@ class InvoiceNinjaClient:
         self.http.request("GET", "/api/v1/clients", operation=str(_("list clients")), params={"per_page": 1})
 
     def find_client(self, id_number):
-        rows = self._list("/api/v1/clients", str(_("find a client")), {"id_number": id_number, "status": "active"})
-        return next((r for r in rows if r.get("id_number") == id_number and not r.get("is_deleted")), None)
+        """The client with this ``id_number``: an active or archived one first, else a deleted one (its id_number stays taken)."""
+        rows = [r for r in self._list("/api/v1/clients", str(_("find a client")), {"id_number": id_number}) if r.get("id_number") == id_number]
+        return next((r for r in rows if not r.get("is_deleted")), None) or next(iter(rows), None)
 
     def create_client(self, body):
         op = str(_("create a client"))

@@ -15,7 +15,7 @@ from django.utils.timezone import now
 from django.utils.translation import gettext as _, override
 from django_countries import countries
 
-from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, datasync_providers
+from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, UnrecoverableSyncError, datasync_providers
 from pretix.base.datasync.sourcefields import ORDER
 from pretix.base.models import InvoiceAddress, OrderPayment, OrderRefund
 from pretix.base.models.datasync import OrderSyncResult
@@ -227,7 +227,11 @@ class InvoiceNinjaSync(CrmSyncProvider):
                 existing = self.client.find_client(key)
                 if existing is None:
                     raise
-        elif any(str(existing.get(k) or "") != str(v) for k, v in fields.items()):
+        if existing.get("is_deleted"):
+            msg = _("The client {key} was deleted in Invoice Ninja; its ID number cannot be used again. Restore it there, "
+                    "then retry.").format(key=key)
+            raise UnrecoverableSyncError([msg], msg)
+        if action == "nothing_to_do" and any(str(existing.get(k) or "") != str(v) for k, v in fields.items()):
             # without "contacts" in the body, Invoice Ninja leaves the client's contacts alone
             existing, action = self.client.update_client(existing["id"], fields), "update"
         return {
@@ -275,7 +279,6 @@ class InvoiceNinjaSync(CrmSyncProvider):
                 if invoice is None:
                     raise
         if invoice.get("is_deleted"):
-            from pretix.base.datasync.datasync import UnrecoverableSyncError
             msg = _("The invoice {number} was deleted in Invoice Ninja; its number cannot be used again. Restore it there, "
                     "then retry.").format(number=number)
             raise UnrecoverableSyncError([msg], msg)

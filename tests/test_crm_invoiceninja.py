@@ -255,3 +255,22 @@ def test_refund_and_cancel_refund_the_payment_once(ninja_event, item, fake_invoi
     run_queue(django_capture_on_commit_callbacks)
     assert entities(fake_invoiceninja, "payments")[0]["refunded"] == 16.0  # computed from Invoice Ninja's state: never twice
     assert len(fake_invoiceninja.received("POST", r"^/api/v1/payments/refund$")) == 2  # the 503, then the one that worked
+
+
+@pytest.mark.django_db
+def test_archived_client_is_reused_deleted_client_is_a_readable_failure(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    pay(make_order(ninja_event, item))
+    run_queue(django_capture_on_commit_callbacks)
+    [client] = entities(fake_invoiceninja, "clients")
+    client["archived_at"] = 1
+    pay(make_order(ninja_event, item, name=("Jane", "Doe")))
+    fake_invoiceninja.duplicate_window = 0
+    run_queue(django_capture_on_commit_callbacks)
+    assert len(entities(fake_invoiceninja, "clients")) == 1 and len(entities(fake_invoiceninja, "invoices")) == 2
+    client["is_deleted"] = True
+    third = make_order(ninja_event, item)
+    pay(third)
+    run_queue(django_capture_on_commit_callbacks)
+    [row] = queue_rows(third, P)
+    assert row.need_manual_retry == "permanent"
+    assert "The client pretix:jane@example.org was deleted in Invoice Ninja" in log_actions(third)[-1][1]["error"][0]
