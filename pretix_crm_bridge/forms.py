@@ -77,6 +77,14 @@ class CrmEventSettingsForm(SettingsForm):
         help_text=_("Campaign numbers, separated by commas. A contact is added once per order: a later sync of the same "
                     "order does not add it again (which could restart the campaign)."),
     )
+    pretix_crm_bridge_mautic_segments_reminder = _segments_field(
+        _("Mautic segments for unpaid orders close to expiry"),
+        _("Segment numbers, separated by commas. Use them to send a payment reminder from Mautic; the contact leaves them "
+          "once the order is paid."))
+    pretix_crm_bridge_mautic_reminder_days = forms.IntegerField(
+        label=_("Days before expiry"), min_value=1, max_value=60, required=False,
+        help_text=_("Unpaid orders expiring within this many days join the reminder segments."),
+    )
     pretix_crm_bridge_mautic_event_tag = forms.CharField(
         label=_("Mautic tag for this event"), required=False, max_length=100,
         help_text=_("Leave empty to use pretix-<event short form>. Each product adds a tag of its own, after this one."),

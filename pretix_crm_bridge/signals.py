@@ -10,6 +10,7 @@ from pretix.base import signals as base_signals
 from pretix.base.logentrytypes import OrderLogEntryType, log_entry_types
 from pretix.base.models import OrderRefund
 from pretix.control.signals import event_dashboard_widgets, nav_event_settings, nav_organizer, order_info
+from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import contact_form_fields
 
 from . import config, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
@@ -58,7 +59,7 @@ def _make_receiver(signal_name):
 
 
 # one receiver per pretix signal of the trigger map (triggers.py); they only enqueue
-ORDER_RECEIVERS = {name: _make_receiver(name) for name in triggers.signals() if hasattr(base_signals, name)}
+ORDER_RECEIVERS = {name: _make_receiver(name) for name in triggers.signals() if isinstance(getattr(base_signals, name, None), base_signals.EventPluginSignal)}
 
 
 @receiver(post_save, sender=OrderRefund, dispatch_uid="pretix_crm_bridge_refund_done")
@@ -93,3 +94,9 @@ def order_consent_panel(sender, order, request, **kwargs):
     "Marketing consent withdrawn: the buyer is removed from the event's Mautic segments and campaigns."))
 class ConsentWithdrawnLogEntryType(OrderLogEntryType):
     pass
+
+
+@receiver(base_signals.periodic_task, dispatch_uid="pretix_crm_bridge_expiry_reminders")
+@minimum_interval(minutes_after_success=30)
+def periodic_expiry_reminders(sender, **kwargs):
+    triggers.enqueue_expiry_reminders()

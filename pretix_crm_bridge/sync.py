@@ -8,6 +8,7 @@ invoice ``number``, the payment's ``idempotency_key``), so running a job twice, 
 creates nothing twice. HTTP failures become pretix's sync errors in the core (:mod:`pretix_integrations_core.datasync`).
 """
 import json
+from datetime import timedelta
 from functools import cached_property
 
 from django.utils.text import slugify
@@ -139,15 +140,26 @@ class MauticSync(CrmSyncProvider):
         segments = config.segment_ids(self.event.settings.get(config.MAUTIC_SEGMENTS_PLACED))
         if order.status == order.STATUS_PAID:
             segments += config.segment_ids(self.event.settings.get(config.MAUTIC_SEGMENTS_PAID))
+        reminder = config.segment_ids(self.event.settings.get(config.MAUTIC_SEGMENTS_REMINDER))
+        days = self.event.settings.get(config.MAUTIC_REMINDER_DAYS, as_type=int) or 2
+        reminded = bool(reminder) and order.status == order.STATUS_PENDING and now() < order.expires <= now() + timedelta(days=days)
+        if reminded:
+            segments += reminder
         segments = list(dict.fromkeys(segments))
         for segment in segments:  # membership is idempotent in Mautic
             self.client.add_to_segment(segment, contact["id"])
+        previous = self.previous_result(order)
+        if order.status == order.STATUS_PAID and previous and previous.sync_info.get("reminded"):
+            for segment in reminder:
+                if segment not in segments:
+                    self.client.remove_from_segment(segment, contact["id"])
         campaigns = self.add_to_campaigns(order, contact["id"])
         return {
             "action": "create" if created else "update",
             "contact_id": contact["id"],
             "segments": segments,
             "campaigns": campaigns,
+            "reminded": reminded or bool(previous and previous.sync_info.get("reminded") and order.status != order.STATUS_PAID),
             "external_link_href": self.client.contact_url(contact["id"]),
             "external_link_display_name": _("Mautic contact #{id}").format(id=contact["id"]),
         }

@@ -7,6 +7,7 @@ is *at that moment* (so a job that waits while the order changes again sends the
 call ever happens in the buyer's or the admin's request. The organiser sees this map on the event's CRM page.
 """
 from collections import namedtuple
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -37,9 +38,43 @@ TRIGGERS = (
     Trigger("order_canceled", _("Order canceled"), MAUTIC, _("Update the contact (its tags stay).")),
     Trigger("order_canceled", _("Order canceled"), INVOICENINJA, _("Refund the invoice's payment by what pretix refunded.")),
     Trigger("refund_done", _("Refund done"), INVOICENINJA, _("Refund the invoice's payment by what pretix refunded.")),
+    Trigger("expiry_reminder", _("Unpaid order close to expiry (checked periodically)"), MAUTIC,
+            _("Add the contact (if the buyer agreed) to the reminder segments; paying the order takes it out again.")),
     Trigger("order_reactivated", _("Order reactivated"), MAUTIC, _("Update the contact.")),
     Trigger("order_expired", _("Order expired"), MAUTIC, _("Update the contact.")),
 )
+
+
+def enqueue_expiry_reminders(limit=500):
+    """Periodic: queue unpaid orders that expire soon, once each, for the events that have reminder segments."""
+    from django.db.models import Exists, OuterRef
+    from django.utils.timezone import now
+    from django_scopes import scopes_disabled
+
+    from pretix.base.models import Event, Order
+    from pretix.base.models.datasync import OrderSyncQueue, OrderSyncResult
+
+    from .sync import MauticSync, has_consent
+    count = 0
+    with scopes_disabled():
+        for event in Event.objects.filter(plugins__contains="pretix_crm_bridge", live=True).select_related("organizer"):
+            if "pretix_crm_bridge" not in event.get_plugins() or not event.settings.get(config.MAUTIC_ENABLED, as_type=bool) \
+                    or not config.segment_ids(event.settings.get(config.MAUTIC_SEGMENTS_REMINDER)):
+                continue
+            horizon = now() + timedelta(days=event.settings.get(config.MAUTIC_REMINDER_DAYS, as_type=int) or 2)
+            reminded = OrderSyncResult.objects.filter(order=OuterRef("pk"), sync_provider=MauticSync.identifier,
+                                                      sync_info__reminded=True)
+            queued = OrderSyncQueue.objects.filter(order=OuterRef("pk"), sync_provider=MauticSync.identifier, in_flight=False)
+            orders = Order.objects.filter(event=event, status=Order.STATUS_PENDING, expires__gt=now(), expires__lte=horizon, testmode=False)
+            for order in orders.filter(~Exists(reminded), ~Exists(queued)).order_by("expires")[:limit * 4]:
+                if count >= limit:
+                    break
+                if has_consent(order):  # without consent, nothing goes to Mautic
+                    enqueue(order, "expiry_reminder")
+                    count += 1
+            if count >= limit:
+                break
+    return count
 
 
 def signals():

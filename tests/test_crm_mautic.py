@@ -303,3 +303,32 @@ def test_oauth2_token_renewed_once_when_expired(crm_event, item, organizer, fake
     assert len(fake_mautic.received("POST", r"^/oauth/v2/token$")) == 2
     assert queue_rows(third, P) == [] and len(fake_mautic.contacts) == 3
     assert not any(r.basic_auth for r in fake_mautic.received(path=r"^/api/"))
+
+
+@pytest.mark.django_db
+def test_unpaid_orders_close_to_expiry_join_the_reminder_segment_until_paid(crm_event, item, fake_mautic, django_capture_on_commit_callbacks):
+    from pretix.base.signals import periodic_task
+    crm_event.settings.set(config.MAUTIC_SEGMENTS_REMINDER, "2")
+    crm_event.settings.set(config.MAUTIC_REMINDER_DAYS, 3)
+    soon, later, no_consent = make_order(crm_event, item), make_order(crm_event, item, email="l@example.org"), \
+        make_order(crm_event, item, email="n@example.org", consent=False)
+    with scopes_disabled():
+        Order.objects.filter(pk__in=[soon.pk, no_consent.pk]).update(expires=now() + timedelta(days=1))
+    soon.refresh_from_db()
+
+    periodic_task.send(sender=None)  # pretix's cron: our receiver only enqueues (pretix's own sync runs with it, after commit)
+    assert [q.triggered_by for q in queue_rows(soon, P)] == ["expiry_reminder"]
+    assert queue_rows(later, P) == []
+    fake_mautic.reset()
+    run_queue(django_capture_on_commit_callbacks)
+    c = the_contact(fake_mautic)
+    assert fake_mautic.segments[2]["members"] == {c["id"]}
+    assert results(soon, P)[1].sync_info["reminded"] is True
+
+    from pretix_crm_bridge.triggers import enqueue_expiry_reminders
+    assert enqueue_expiry_reminders() == 0  # reminded once
+
+    pay(soon)
+    run_queue(django_capture_on_commit_callbacks)
+    assert fake_mautic.segments[2]["members"] == set()
+    assert results(soon, P)[1].sync_info["reminded"] is False
