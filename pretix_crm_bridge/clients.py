@@ -148,9 +148,10 @@ class InvoiceNinjaClient:
         rows = self._list("/api/v1/invoices", str(_("find an invoice")), {"number": number})
         return next((r for r in rows if r.get("number") == number), None)
 
-    def create_invoice(self, body):
+    def create_invoice(self, body, send_email=False):
         op = str(_("create an invoice"))
-        return self._data(self.http.request("POST", "/api/v1/invoices", operation=op, params={"mark_sent": "true"}, json=body), op)
+        params = {"mark_sent": "true", **({"send_email": "true"} if send_email else {})}
+        return self._data(self.http.request("POST", "/api/v1/invoices", operation=op, params=params, json=body), op)
 
     def list_payments(self, client_id):
         return self._list("/api/v1/payments", str(_("find a payment")), {"client_id": client_id})

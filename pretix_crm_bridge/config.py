@@ -36,6 +36,7 @@ MAUTIC_SEGMENTS_REMINDER = PREFIX + "mautic_segments_reminder"
 MAUTIC_REMINDER_DAYS = PREFIX + "mautic_reminder_days"
 MAUTIC_EVENT_TAG = PREFIX + "mautic_event_tag"
 NINJA_ENABLED = PREFIX + "invoiceninja_enabled"
+NINJA_SEND_EMAIL = PREFIX + "invoiceninja_send_email"
 CONSENT_ASK = PREFIX + "consent_ask"
 CONSENT_LABEL = PREFIX + "consent_label"
 
@@ -49,7 +50,7 @@ for key, default, type_ in (
     (MAUTIC_CLIENT_ID, "", str), (MAUTIC_CLIENT_SECRET, "", str), (NINJA_URL, "", str), (NINJA_TOKEN, "", str),
     (MAUTIC_ENABLED, "False", bool), (MAUTIC_SEGMENTS_PLACED, "", str), (MAUTIC_SEGMENTS_PAID, "", str), (MAUTIC_CAMPAIGNS_PAID, "", str),
     (MAUTIC_SEGMENTS_REMINDER, "", str), (MAUTIC_REMINDER_DAYS, "2", int),
-    (MAUTIC_EVENT_TAG, "", str), (NINJA_ENABLED, "False", bool), (CONSENT_ASK, "True", bool),
+    (MAUTIC_EVENT_TAG, "", str), (NINJA_ENABLED, "False", bool), (NINJA_SEND_EMAIL, "False", bool), (CONSENT_ASK, "True", bool),
 ):
     settings_hierarkey.add_default(key, default, type_)
 settings_hierarkey.add_default(CONSENT_LABEL, None, LazyI18nString)

@@ -100,6 +100,11 @@ class CrmEventSettingsForm(SettingsForm):
                     "the order code) with its payment."),
     )
 
+    pretix_crm_bridge_invoiceninja_send_email = forms.BooleanField(
+        label=_("Let Invoice Ninja email the invoice to the buyer"), required=False,
+        help_text=_("Invoice Ninja sends it once, when it creates the invoice. pretix's own emails are not affected."),
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         organizer = self.obj.organizer

@@ -283,7 +283,8 @@ class InvoiceNinjaSync(CrmSyncProvider):
                     "public_notes": _("Order {code}").format(code=order.full_code), "uses_inclusive_taxes": True,
                     "line_items": self.line_items(order)}
             try:
-                invoice, action = self.client.create_invoice(body), "create"
+                invoice = self.client.create_invoice(body, send_email=self.event.settings.get(config.NINJA_SEND_EMAIL, as_type=bool))
+                action = "create"
             except ServiceRejected as e:
                 if not (e.status == 422 and "number" in ((e.payload or {}).get("errors") or {})):
                     raise

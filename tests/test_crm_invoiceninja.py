@@ -274,3 +274,15 @@ def test_archived_client_is_reused_deleted_client_is_a_readable_failure(ninja_ev
     [row] = queue_rows(third, P)
     assert row.need_manual_retry == "permanent"
     assert "The client pretix:jane@example.org was deleted in Invoice Ninja" in log_actions(third)[-1][1]["error"][0]
+
+
+@pytest.mark.django_db
+def test_invoice_emailed_by_invoice_ninja_only_if_asked(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    fake_invoiceninja.duplicate_window = 0
+    pay(make_order(ninja_event, item))
+    run_queue(django_capture_on_commit_callbacks)
+    ninja_event.settings.set(config.NINJA_SEND_EMAIL, True)
+    pay(make_order(ninja_event, item))
+    run_queue(django_capture_on_commit_callbacks)
+    posts = fake_invoiceninja.received("POST", r"^/api/v1/invoices$")
+    assert [r.arg("send_email") for r in posts] == [None, "true"]
