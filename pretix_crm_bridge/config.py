@@ -32,6 +32,7 @@ MAUTIC_ENABLED = PREFIX + "mautic_enabled"
 MAUTIC_SEGMENTS_PLACED = PREFIX + "mautic_segments_placed"
 MAUTIC_SEGMENTS_PAID = PREFIX + "mautic_segments_paid"
 MAUTIC_CAMPAIGNS_PAID = PREFIX + "mautic_campaigns_paid"
+MAUTIC_CAMPAIGNS_WELCOME = PREFIX + "mautic_campaigns_welcome"
 MAUTIC_SEGMENTS_REMINDER = PREFIX + "mautic_segments_reminder"
 MAUTIC_REMINDER_DAYS = PREFIX + "mautic_reminder_days"
 MAUTIC_EVENT_TAG = PREFIX + "mautic_event_tag"
@@ -49,6 +50,7 @@ for key, default, type_ in (
     (MAUTIC_URL, "", str), (MAUTIC_AUTH, AUTH_BASIC, str), (MAUTIC_USERNAME, "", str), (MAUTIC_PASSWORD, "", str),
     (MAUTIC_CLIENT_ID, "", str), (MAUTIC_CLIENT_SECRET, "", str), (NINJA_URL, "", str), (NINJA_TOKEN, "", str),
     (MAUTIC_ENABLED, "False", bool), (MAUTIC_SEGMENTS_PLACED, "", str), (MAUTIC_SEGMENTS_PAID, "", str), (MAUTIC_CAMPAIGNS_PAID, "", str),
+    (MAUTIC_CAMPAIGNS_WELCOME, "", str),
     (MAUTIC_SEGMENTS_REMINDER, "", str), (MAUTIC_REMINDER_DAYS, "2", int),
     (MAUTIC_EVENT_TAG, "", str), (NINJA_ENABLED, "False", bool), (NINJA_SEND_EMAIL, "False", bool), (CONSENT_ASK, "True", bool),
 ):

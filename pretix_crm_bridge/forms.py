@@ -77,6 +77,10 @@ class CrmEventSettingsForm(SettingsForm):
         help_text=_("Campaign numbers, separated by commas. A contact is added once per order: a later sync of the same "
                     "order does not add it again (which could restart the campaign)."),
     )
+    pretix_crm_bridge_mautic_campaigns_welcome = forms.CharField(
+        label=_("Mautic welcome campaigns"), required=False, validators=[_validate_segments],
+        help_text=_("Campaign numbers, separated by commas, for buyers whose first paid order with this organizer this is."),
+    )
     pretix_crm_bridge_mautic_segments_reminder = _segments_field(
         _("Mautic segments for unpaid orders close to expiry"),
         _("Segment numbers, separated by commas. Use them to send a payment reminder from Mautic; the contact leaves them "

@@ -18,7 +18,7 @@ from django_countries import countries
 
 from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, UnrecoverableSyncError, datasync_providers
 from pretix.base.datasync.sourcefields import ORDER
-from pretix.base.models import InvoiceAddress, OrderPayment, OrderRefund
+from pretix.base.models import InvoiceAddress, Order, OrderPayment, OrderRefund
 from pretix.base.models.datasync import OrderSyncResult
 
 from pretix_integrations_core.datasync import HttpSyncProviderMixin
@@ -164,13 +164,23 @@ class MauticSync(CrmSyncProvider):
             "external_link_display_name": _("Mautic contact #{id}").format(id=contact["id"]),
         }
 
+    @staticmethod
+    def is_first_purchase(order):
+        """No earlier paid order of this email address with this organizer."""
+        return not Order.objects.filter(event__organizer=order.event.organizer, email__iexact=order.email, status=Order.STATUS_PAID,
+                                        datetime__lt=order.datetime).exclude(pk=order.pk).exists()
+
     def add_to_campaigns(self, order, contact_id):
         """Paid orders join the event's campaigns, once per order: re-adding a contact may restart a campaign in Mautic."""
         previous = OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=1).first()
         done = [c for c in (previous.sync_info.get("campaigns") or []) if previous.sync_info.get("contact_id") == contact_id] if previous else []
         if order.status != order.STATUS_PAID:
             return done
-        for campaign in config.segment_ids(self.event.settings.get(config.MAUTIC_CAMPAIGNS_PAID)):
+        campaigns = config.segment_ids(self.event.settings.get(config.MAUTIC_CAMPAIGNS_PAID))
+        welcome = config.segment_ids(self.event.settings.get(config.MAUTIC_CAMPAIGNS_WELCOME))
+        if welcome and self.is_first_purchase(order):
+            campaigns += welcome
+        for campaign in dict.fromkeys(campaigns):
             if campaign not in done:
                 self.client.add_to_campaign(campaign, contact_id)
                 done.append(campaign)

@@ -28,7 +28,7 @@ TRIGGERS = (
     Trigger("order_placed", _("Order placed"), INVOICENINJA, _("Create or update the buyer's client.")),
     Trigger("order_paid", _("Order paid"), MAUTIC,
             _("Update the contact (if the buyer agreed), add the “order placed” and “order paid” segments, and the "
-              "“order paid” campaigns once per order.")),
+              "“order paid” campaigns (and the welcome campaigns for a first purchase) once per order.")),
     Trigger("order_paid", _("Order paid"), INVOICENINJA,
             _("Create the invoice (one per order, never twice) and record the payment (never twice).")),
     Trigger("order_changed", _("Order changed"), MAUTIC, _("Update the contact and its product tags.")),

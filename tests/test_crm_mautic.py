@@ -332,3 +332,19 @@ def test_unpaid_orders_close_to_expiry_join_the_reminder_segment_until_paid(crm_
     run_queue(django_capture_on_commit_callbacks)
     assert fake_mautic.segments[2]["members"] == set()
     assert results(soon, P)[1].sync_info["reminded"] is False
+
+
+@pytest.mark.django_db
+def test_welcome_campaign_for_a_first_purchase_only(crm_event, item, fake_mautic, django_capture_on_commit_callbacks):
+    crm_event.settings.set(config.MAUTIC_CAMPAIGNS_WELCOME, "1")
+    first = make_order(crm_event, item)
+    pay(first)
+    run_queue(django_capture_on_commit_callbacks)
+    c = the_contact(fake_mautic)
+    assert fake_mautic.campaigns[1]["members"] == {c["id"]}
+    fake_mautic.campaigns[1]["members"].clear()  # the contact finished the welcome campaign
+    second = make_order(crm_event, item)
+    pay(second)
+    run_queue(django_capture_on_commit_callbacks)
+    assert fake_mautic.campaigns[1]["members"] == set()
+    assert results(second, P)[1].sync_info["campaigns"] == []
