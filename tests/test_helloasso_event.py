@@ -218,3 +218,20 @@ def test_periodic_sync_every_ten_minutes_around_the_event_day(linked, ha_connect
             periodic_sync(sender=None)
     with scopes_disabled():
         assert SyncReport.objects.filter(event=linked, trigger="periodic").count() == 2
+
+
+@pytest.mark.django_db
+def test_pause_and_email_options(linked, admin_client, ha_connected, django_capture_on_commit_callbacks):
+    r = admin_client.post(page_url(linked, "options/"), {"send_emails": "on", "paused": "on"}, follow=True)
+    assert "Paused" in r.content.decode()
+    with scopes_disabled():
+        link_obj = FormLink.objects.get(event=linked)
+        assert link_obj.send_emails and link_obj.status == FormLink.PAUSED
+    with django_capture_on_commit_callbacks(execute=True):
+        periodic_sync(sender=None)
+    with scopes_disabled():
+        assert not SyncReport.objects.filter(event=linked, trigger="periodic").exists()
+    admin_client.post(page_url(linked, "options/"), {})
+    with scopes_disabled():
+        link_obj.refresh_from_db()
+        assert not link_obj.send_emails and link_obj.status == FormLink.ACTIVE

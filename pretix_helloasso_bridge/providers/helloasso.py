@@ -8,7 +8,6 @@ token, refunds are only visible on payments, tips (``amountTip``) are never the 
 ISO alpha-3.
 """
 import re
-from datetime import timedelta
 from decimal import Decimal
 from typing import Iterator, List, Optional
 from urllib.parse import unquote, urlsplit
@@ -326,6 +325,3 @@ class HelloAssoProvider(Provider):
         return RemotePayment(remote_id=str(p["id"]), amount=cents(p.get("amount")), date=parse_date(p.get("date")), state=nstate,
                              means=p.get("paymentMeans") or "", installment=p.get("installmentNumber"), refunds=refunds,
                              shares={str(s.get("id")): cents(s.get("shareAmount")) for s in p.get("items") or []})
-
-
-OVERLAP = timedelta(minutes=15)
