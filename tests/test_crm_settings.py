@@ -109,6 +109,8 @@ def test_permissions(limited_client, organizer, event):
     assert limited_client.post(CONN + "test/mautic/").status_code == 403
     assert limited_client.get(EVENT_PAGE).status_code == 403
     assert limited_client.post(EVENT_PAGE, {config.MAUTIC_ENABLED: "on"}).status_code == 403
+    assert limited_client.get(EVENT_PAGE + "mautic-fields/").status_code == 403
+    assert limited_client.post(EVENT_PAGE + "mautic-fields/", {"mautic-TOTAL_FORMS": "0", "mautic-INITIAL_FORMS": "0"}).status_code == 403
 
 
 @pytest.mark.django_db
