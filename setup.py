@@ -1,13 +1,15 @@
 import os
 import re
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 here = os.path.abspath(os.path.dirname(__file__))
 with open(os.path.join(here, "pretix_integrations_core", "__init__.py"), encoding="utf-8") as f:
     version = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
 with open(os.path.join(here, "README.md"), encoding="utf-8") as f:
     long_description = f.read()
+
+PLUGINS = ["pretix_integrations_core", "pretix_sortir", "pretix_helloasso_bridge", "pretix_crm_bridge"]
 
 setup(
     name="pretix-fr-integrations",
@@ -17,7 +19,11 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
-    packages=find_packages(include=["pretix_integrations_core*", "pretix_sortir*", "pretix_helloasso_bridge*", "pretix_crm_bridge*"]),
+    # Namespace packages, so that the data folders (templates, static, locale/*/LC_MESSAGES) are part of the
+    # packages configuration, and package_data patterns for their files: the wheel and the sdist ship them without
+    # a setuptools warning per folder, and a plugin without templates or static files yet needs no special case.
+    packages=find_namespace_packages(include=[p for name in PLUGINS for p in (name, f"{name}.*")], exclude=["*.__pycache__"]),
+    package_data={"": ["*.html", "*.txt", "*.js", "*.css", "*.svg", "*.png", "*.json", "*.po", "*.mo"]},
     include_package_data=True,
     install_requires=[
         # what the code imports; all but pretix also come with pretix, but are named as direct imports

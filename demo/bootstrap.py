@@ -10,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.utils.timezone import now
@@ -36,6 +37,7 @@ PAYMENT_PLUGIN = "pretix.plugins.banktransfer"
 # Organizer settings of the Sortir! plugin (pretix_sortir/config.py)
 SORTIR_API_URL = "pretix_sortir_api_url"
 SORTIR_API_TOKEN = "pretix_sortir_api_token_secret"
+SORTIR_PREFILL_NAMES = "pretix_sortir_prefill_names"
 
 
 @dataclass
@@ -59,10 +61,22 @@ def _ensure_organizer(created):
         organizer.settings.locales = LOCALES
         organizer.settings.timezone = TIMEZONE
         created.append("organizer")
-    if PAYMENT_PLUGIN not in organizer.get_plugins():  # a hybrid plugin: it must be active on the organiser too
-        organizer.enable_plugin(PAYMENT_PLUGIN, allow_restricted=[PAYMENT_PLUGIN])
+        # The APRAS simulator returns a holder name for one demo card (a real APRAS account may not): show it off.
+        organizer.settings.set(SORTIR_PREFILL_NAMES, True)
+    # Event-and-organiser (hybrid) plugins, bank transfer and Sortir!, must be active on the organiser too.
+    missing = [m for m in (PAYMENT_PLUGIN, *DEMO_PLUGINS) if _is_organizer_level(m) and m not in organizer.get_plugins()]
+    for module in missing:
+        organizer.enable_plugin(module, allow_restricted=[module])
+    if missing:
         organizer.save(update_fields=["plugins"])
     return organizer
+
+
+def _is_organizer_level(module):
+    from pretix.base.plugins import PLUGIN_LEVEL_EVENT
+
+    app = apps.get_containing_app_config(module)
+    return app is not None and getattr(app.PretixPluginMeta, "level", PLUGIN_LEVEL_EVENT) != PLUGIN_LEVEL_EVENT
 
 
 def _ensure_admin(organizer, created):

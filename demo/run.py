@@ -324,6 +324,10 @@ def banner(objs, sims, skipped, mail, startup):
         if cards:
             unknown = getattr(sim.module, "DEMO_UNKNOWN_CARD", "")
             out.append(f"             valid test cards: {', '.join(cards)}" + (f"; unknown card: {unknown}" if unknown else ""))
+            options = sim.spec.options or {}
+            if options.get("slow_cards"):
+                out.append(f"             slow card: {', '.join(options['slow_cards'])} (answers after "
+                           f"{options.get('slow_delay', 5):g} s, longer than the card check waits: APRAS looks unavailable)")
     for spec in skipped:
         out.append(f"   (no simulator yet for {spec.service})")
     out += [

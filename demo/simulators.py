@@ -94,7 +94,9 @@ def start_simulators(specs=None, host=HOST, log=print):
             continue
         try:
             module = importlib.import_module(name)
-            server = getattr(module, spec.class_name)(host=host, port=spec.port, **(spec.options or {})).start()
+            server = getattr(module, spec.class_name)(host=host, port=spec.port, **(spec.options or {}))
+            server.log = log  # what the simulator receives (as its describe() tells it) goes to the console
+            server.start()
         except Exception as e:  # a simulator being written must not stop the demo
             log(f"  ! {spec.service}: simulator not started ({type(e).__name__}: {e})")
             skipped.append(spec)

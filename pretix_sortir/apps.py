@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 from pretix_integrations_core import __version__
 
 try:
-    from pretix.base.plugins import PLUGIN_LEVEL_EVENT, PluginConfig
+    from pretix.base.plugins import PLUGIN_LEVEL_EVENT_ORGANIZER_HYBRID, PluginConfig
 except ImportError:
     raise RuntimeError("Please use pretix 2026.8 or above to run this plugin!")
 
@@ -25,14 +25,31 @@ class SortirApp(PluginConfig):
         )
         visible = True
         restricted = False
-        level = PLUGIN_LEVEL_EVENT
+        # Event and organiser: the APRAS address and token are organiser settings, with their own page in the
+        # organiser's menu (pretix only gives organiser-level plugins that menu). Enabling it on an event enables it
+        # for the organiser too (pretix's event plugin page does so); migration 0003 did it for existing events.
+        level = PLUGIN_LEVEL_EVENT_ORGANIZER_HYBRID
         compatibility = "pretix>=2026.8.0"
         settings_links = [
-            ((_("Sortir!"), _("Products")), "plugins:pretix_sortir:products", {}),
+            ((_("Sortir!"), _("Products")), "plugins:pretix_sortir:products", {}),  # on the event's plugin page
+            ((_("Sortir!"), _("APRAS connection")), "plugins:pretix_sortir:organizer.settings", {}),  # organiser's
         ]
         navigation_links = [
             ((_("Sortir!"), _("Card usages")), "plugins:pretix_sortir:usages", {}),
         ]
 
     def ready(self):
-        from . import signals  # NOQA
+        from . import errorreports, signals  # NOQA
+
+        errorreports.install()  # card numbers never appear in Django's error reports
+
+    def installed(self, event_or_organizer):
+        """Enabled on an event from code (API client, shell, tests): also enable it for the organiser, as pretix's
+        event plugin page does, so that the event's Sortir! signals run (a hybrid plugin needs both)."""
+        from pretix.base.models import Event
+
+        if isinstance(event_or_organizer, Event):
+            organizer = event_or_organizer.organizer
+            if self.name not in organizer.get_plugins():
+                organizer.enable_plugin(self.name)
+                organizer.save(update_fields=["plugins"])

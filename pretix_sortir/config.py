@@ -20,7 +20,8 @@ AUDIT_RETENTION_DAYS = PREFIX + "audit_retention_days"
 settings_hierarkey.add_default(API_URL, "", str)
 settings_hierarkey.add_default(API_TOKEN, "", str)
 settings_hierarkey.add_default(TIMEOUT, "2", int)
-settings_hierarkey.add_default(PREFILL_NAMES, "True", bool)
+# Off: the APRAS partner API documents no holder name; only some APRAS accounts return one.
+settings_hierarkey.add_default(PREFILL_NAMES, "False", bool)
 settings_hierarkey.add_default(RELEASE_ON_CANCEL, "True", bool)
 settings_hierarkey.add_default(USAGE_RETENTION_DAYS, "90", int)
 settings_hierarkey.add_default(AUDIT_RETENTION_DAYS, "365", int)

@@ -35,3 +35,8 @@ def state_counts(event):
     for archived in ArchivedUsageCount.objects.filter(event=event):
         counts[archived.state] = counts.get(archived.state, 0) + archived.count
     return [(key, label, counts.get(key, 0)) for key, label in CardUsage.STATES]
+
+
+def missing_count(event):
+    """Sortir! tickets of pending or paid orders that still have no card (created outside the checkout)."""
+    return CardUsage.objects.filter(event=event, state=CardUsage.MISSING, order__status__in=("n", "p")).count()

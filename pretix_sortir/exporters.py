@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 from pretix.base.exporter import ListExporter
 
 from .dashboard import usages_of
+from .models import CardUsage
 
 
 class SortirUsageExporter(ListExporter):
@@ -16,7 +17,7 @@ class SortirUsageExporter(ListExporter):
     def iterate_list(self, form_data):
         yield [
             str(_("Order code")), str(_("Ticket")), str(_("Product")), str(_("Date")), str(_("Card (last 4 digits)")),
-            str(_("State")), str(_("APRAS grant id")), str(_("Grant sent at")), str(_("Last change")),
+            str(_("State")), str(_("Card missing")), str(_("APRAS grant id")), str(_("Grant sent at")), str(_("Last change")),
         ]
         qs = usages_of(self.event).exclude(order__isnull=True).order_by("order__code", "order_position__positionid")
         for u in qs:
@@ -28,6 +29,7 @@ class SortirUsageExporter(ListExporter):
                 str(u.subevent) if u.subevent else "",
                 u.card_last4,
                 u.get_state_display(),
+                str(_("yes")) if u.state == CardUsage.MISSING else "",
                 u.grant_id,
                 u.granted_at.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M") if u.granted_at else "",
                 u.updated.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M"),

@@ -24,7 +24,8 @@ class SortirOrganizerSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
     )
     pretix_sortir_prefill_names = forms.BooleanField(
         label=_("Pre-fill attendee names from APRAS"), required=False,
-        help_text=_("When APRAS returns the card holder's name, it is used as the ticket's attendee name."),
+        help_text=_("Only for an APRAS account that returns the card holder's name with the card check (the standard "
+                    "APRAS partner API does not): the name then becomes the ticket's attendee name. Leave it off otherwise."),
     )
     pretix_sortir_release_on_cancel = forms.BooleanField(
         label=_("Release the card when an order is cancelled"), required=False,
@@ -82,3 +83,21 @@ class SortirProductsForm(forms.Form):
                 changed["added"] += [list(f) for f in sorted(new - old, key=str)]
                 changed["removed"] += [list(f) for f in sorted(old - new, key=str)]
         return changed if changed["added"] or changed["removed"] else None
+
+
+class SortirEventSettingsForm(SettingsForm):
+    pretix_sortir_orders_without_card = forms.ChoiceField(
+        label=_("Sortir! tickets without a card"), widget=forms.RadioSelect,
+        choices=(
+            ("refuse", _("Refuse them where pretix allows it (CSV import, a buyer's own order change)")),
+            ("allow", _("Allow them: the ticket is flagged until a card is attached")),
+        ),
+        help_text=_("Tickets created outside the checkout (REST API, CSV import, order changes in the control panel) "
+                    "have no card. The REST API and changes made in the control panel cannot be refused by a plugin: "
+                    "their tickets are always flagged. Attach a card on the order page."),
+    )
+
+
+class AttachCardForm(forms.Form):
+    card_number = forms.CharField(label=_("Sortir! card number"), max_length=40,
+                                  widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric"}))

@@ -118,16 +118,25 @@ def current_hold(position):
     return CardUsage.objects.filter(cart_position=position, state=CardUsage.HELD).first()
 
 
-def release(queryset, erase=True):
-    """Free the cards of these usages; with ``erase`` their secrets are erased at once."""
-    fields = {"service_key_secret": "", "holder_name_secret": ""} if erase else {}
+def release(queryset, erase=True, **fields):
+    """Free the cards of these usages; with ``erase`` their secrets are erased at once. ``fields`` are set as well."""
+    if erase:
+        fields.update(service_key_secret="", holder_name_secret="")
     return queryset.update(state=CardUsage.RELEASED, updated=now(), **fields)
 
 
 def release_stale_holds():
-    """Holds whose cart position is gone or expired free their card (abandoned carts)."""
-    return release(CardUsage.objects.filter(state=CardUsage.HELD).filter(
-        Q(cart_position__isnull=True) | Q(cart_position__expires__lt=now())))
+    """
+    Holds whose cart position is gone or expired free their card (abandoned carts).
+
+    The candidates are read first; the update then re-checks ``state=HELD`` on the row itself, so a hold
+    that became an order's card in the meantime (validated by a checkout that won the race) is left alone.
+    """
+    stale = list(CardUsage.objects.filter(state=CardUsage.HELD).filter(
+        Q(cart_position__isnull=True) | Q(cart_position__expires__lt=now())).values_list("pk", flat=True)[:5000])
+    if not stale:
+        return 0
+    return release(CardUsage.objects.filter(pk__in=stale, state=CardUsage.HELD))
 
 
 def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
@@ -143,8 +152,8 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
 
     other = _conflicting(event, position, card_digest)
     if other is not None:
-        if _is_stale(other):
-            release(CardUsage.objects.filter(pk=other.pk))
+        if _is_stale(other) and release(CardUsage.objects.filter(pk=other.pk, state=CardUsage.HELD)):
+            pass  # an abandoned cart's hold: the card is free again (unless its order was placed meanwhile)
         elif other.state == CardUsage.HELD and other.cart_id and other.cart_id == position.cart_id:
             raise CardError(CardError.DUPLICATE_IN_CART)
         else:
@@ -175,7 +184,7 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
     try:
         with transaction.atomic():
             if existing:
-                release(CardUsage.objects.filter(pk=existing.pk))  # a corrected number frees the previous card at once
+                release(CardUsage.objects.filter(pk=existing.pk, state=CardUsage.HELD))  # a corrected number frees the previous card at once
             return CardUsage.objects.create(
                 event=event, subevent=position.subevent, date_key=date_key(position),
                 card_digest=card_digest, card_last4=card[-4:],

@@ -87,6 +87,9 @@ class CardUsage(LoggedModel):
     grant_last_error = models.TextField(blank=True, default="")
     grant_id = models.CharField(max_length=64, blank=True, default="")
     granted_at = models.DateTimeField(null=True, blank=True)
+    #: the state a usage was in when its card was released: a card taken back later resumes from there
+    #: (a grant that was sent, or may have been, is never queued a second time)
+    released_from = models.CharField(max_length=20, blank=True, default="")
 
     objects = ScopedManager(organizer="event__organizer")
 

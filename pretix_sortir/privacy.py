@@ -13,14 +13,17 @@ from django.utils.translation import gettext_lazy as _
 from pretix.base.models import LogEntry
 from pretix.base.shredder import BaseDataShredder
 
+from pretix_integrations_core.events import event_end
+
 from .config import SortirConfig
 from .models import ArchivedUsageCount, CardUsage
+from .notifications import ACTION_UNRESOLVED_ARCHIVED
 
-LOG_ACTION_PREFIXES = ("pretix_sortir.usage.", "pretix_sortir.apras.")
-
-
-def _event_end(event):
-    return event.date_to or event.date_from
+LOG_ACTION_PREFIXES = ("pretix_sortir.usage.", "pretix_sortir.apras.", "pretix_sortir.retention.")
+#: grants that are still on their way: their usages are kept until they settle
+UNSETTLED = (CardUsage.GRANT_PENDING, CardUsage.GRANT_SENDING)
+#: grants that needed the organiser and never got an answer: archived, but never silently
+UNRESOLVED = (CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN)
 
 
 def archive_usages(event):
@@ -32,6 +35,20 @@ def archive_usages(event):
             if not created:
                 ArchivedUsageCount.objects.filter(pk=obj.pk).update(count=F("count") + row["n"])
         return qs.delete()[0]
+
+
+def _report_unresolved(event):
+    """Failed or unknown grants are about to be archived: say so in the event log (and so notify the organiser)."""
+    unresolved = list(CardUsage.objects.filter(event=event, state__in=UNRESOLVED).select_related("order")
+                      .order_by("order__code", "pk"))
+    if not unresolved:
+        return
+    codes = sorted({u.order.code for u in unresolved if u.order_id})
+    event.log_action(ACTION_UNRESOLVED_ARCHIVED, data={
+        "failed": sum(1 for u in unresolved if u.state == CardUsage.GRANT_FAILED),
+        "unknown": sum(1 for u in unresolved if u.state == CardUsage.GRANT_UNKNOWN),
+        "orders": codes[:50],
+    })
 
 
 def _sortir_log_entries(event):
@@ -48,10 +65,13 @@ def apply_retention(event, at=None):
     at = at or now()
     cfg = SortirConfig.for_organizer(event.organizer)
     archived = 0
-    # Holds and usages still waiting for their grant are kept until they settle.
-    if _event_end(event) + timedelta(days=cfg.usage_retention_days) < at and not CardUsage.objects.filter(
-            event=event, state__in=(CardUsage.GRANT_PENDING,)).exists():
-        archived = archive_usages(event)
+    # For a series, the end of its last date: dates still to come keep their cards. Usages still waiting
+    # for their grant are kept until they settle.
+    if event_end(event) + timedelta(days=cfg.usage_retention_days) < at and not CardUsage.objects.filter(
+            event=event, state__in=UNSETTLED).exists():
+        with transaction.atomic():
+            _report_unresolved(event)
+            archived = archive_usages(event)
     deleted = _sortir_log_entries(event).filter(datetime__lt=at - timedelta(days=cfg.audit_retention_days)).delete()[0]
     return archived, deleted
 

@@ -8,18 +8,19 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
 from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.signals import (
-    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_paid, order_placed, order_reactivated, periodic_task,
-    register_data_exporters, register_data_shredders, register_notification_types, validate_order,
+    event_copy_data, item_copy_data, order_canceled, order_changed, order_denied, order_expired, order_expiry_changed, order_import_columns, order_paid,
+    order_placed, order_reactivated, order_split, periodic_task, register_data_exporters, register_data_shredders, register_notification_types, validate_order,
 )
 from pretix.control.signals import item_forms, nav_event, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
-from pretix.presale.signals import html_head, question_form_fields, question_form_fields_overrides
+from pretix.presale.signals import html_head, process_request, question_form_fields, question_form_fields_overrides
 
 from . import config  # NOQA: F401 - registers the settings defaults
+from . import missing  # NOQA: F401 - registers the event setting and log entry types
 from . import lifecycle
 from .checkout import FIELD_NAME, RequestBinding, card_field_for
 from .holds import requires_card
-from .notifications import ACTION_CONFIG_PROBLEM, AprasConfigurationProblem
+from .notifications import ACTION_CONFIG_PROBLEM, ACTION_UNRESOLVED_ARCHIVED, AprasConfigurationProblem
 from .products import SortirItemForm, copy_item_flags
 
 
@@ -52,6 +53,9 @@ def nav_event_entries(sender, request, **kwargs):
     if allowed("event.orders:read"):
         children.append({"label": _("Card usages"), "url": reverse("plugins:pretix_sortir:usages", kwargs=kw),
                          "active": ours and url_name.startswith("usages")})
+    if allowed("event.settings.general:write"):
+        children.append({"label": _("Settings"), "url": reverse("plugins:pretix_sortir:event.settings", kwargs=kw),
+                         "active": ours and url_name == "event.settings"})
     if not children:
         return []
     return [{"label": _("Sortir!"), "url": children[0]["url"], "active": ours, "icon": "ticket", "children": children}]
@@ -68,6 +72,8 @@ def order_panel(sender, order, request, **kwargs):
         "usages": usages, "request": request,
         "can_resend": request.user.has_event_permission(request.organizer, request.event, "event.orders:write", request=request),
         "resendable": (CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN),
+        "missing": CardUsage.MISSING,
+        "attachable": order.status in (order.STATUS_PENDING, order.STATUS_PAID),
     }, request=request)
 
 
@@ -151,9 +157,45 @@ def on_order_changed(sender, order, **kwargs):
     lifecycle.release_changed_positions(order)
 
 
+@receiver(order_split, dispatch_uid="pretix_sortir_order_split")
+def on_order_split(sender, original, split_order, **kwargs):
+    lifecycle.follow_split(original, split_order)
+
+
+@receiver(process_request, dispatch_uid="pretix_sortir_buyer_change")
+def refuse_buyer_change(sender, request, **kwargs):
+    return missing.refuse_buyer_change(sender, request)
+
+
+@receiver(order_import_columns, dispatch_uid="pretix_sortir_import_columns")
+def import_columns(sender, **kwargs):
+    from .importing import SortirCardColumn
+    return [SortirCardColumn(sender)]
+
+
 @receiver(order_reactivated, dispatch_uid="pretix_sortir_order_reactivated")
 def on_order_reactivated(sender, order, **kwargs):
     lifecycle.reactivate_order(order)
+
+
+# Paths where an order comes back or a ticket stops needing its card. (order_paid, above, also takes back the cards
+# of an expired order paid late: pretix sends no order_reactivated then.)
+
+@receiver(order_expiry_changed, dispatch_uid="pretix_sortir_order_expiry_changed")
+def on_order_expiry_changed(sender, order, **kwargs):
+    lifecycle.extend_order(order)
+
+
+@receiver(order_changed, dispatch_uid="pretix_sortir_order_changed_settle")
+def on_order_changed_settle(sender, order, **kwargs):
+    # Runs after the order_changed receiver above: whatever the release rule, no grant for a ticket that needs no card.
+    lifecycle.settle_changed_positions(order)
+
+
+@receiver(register_notification_types, dispatch_uid="pretix_sortir_notification_types_orders")
+def order_notification_types(sender, **kwargs):
+    from .notifications import order_notification_types
+    return order_notification_types(sender)
 
 
 @receiver(periodic_task, dispatch_uid="pretix_sortir_periodic")
@@ -188,10 +230,34 @@ def notification_types(sender, **kwargs):
 
 # -- log display -----------------------------------------------------------------------------------
 
+#: the reason codes stored in log entries (``data["reason"]``), translated when the log is shown
+LOG_REASONS = {
+    "canceled": pgettext_lazy("sortir_reason", "order canceled"),
+    "order_canceled": pgettext_lazy("sortir_reason", "order canceled"),
+    "expired": pgettext_lazy("sortir_reason", "order expired"),
+    "denied": pgettext_lazy("sortir_reason", "order denied"),
+    "refunded": pgettext_lazy("sortir_reason", "order refunded"),
+    "order_not_paid": pgettext_lazy("sortir_reason", "order not paid"),
+    "position_canceled": pgettext_lazy("sortir_reason", "ticket canceled"),
+    "position_changed": pgettext_lazy("sortir_reason", "ticket changed"),
+    "changed": pgettext_lazy("sortir_reason", "ticket changed"),
+    "split": pgettext_lazy("sortir_reason", "ticket moved to another order"),
+    "no_card_required": pgettext_lazy("sortir_reason", "the ticket no longer needs a Sortir! card"),
+    "testmode": pgettext_lazy("sortir_reason", "test mode"),
+}
+
+
+def display_reason(code):
+    """A reason code in the reader's language; a code this version does not know is shown as it was stored."""
+    if not code:
+        return ""
+    return str(LOG_REASONS.get(code, str(code).replace("_", " ")))
+
+
 class SortirOrderLogEntryType(OrderLogEntryType):
     def display(self, logentry, data):
         return str(self.plain).format(position=data.get("position") or "?", last4=data.get("last4", ""),
-                                      reason=data.get("reason", ""), error=data.get("error", ""),
+                                      reason=display_reason(data.get("reason")), error=data.get("error", ""),
                                       grant_id=data.get("grant_id", ""))
 
 
@@ -213,6 +279,16 @@ log_entry_types.new_from_dict({
     lifecycle.LOG_PREFIX + "retaken": _("Sortir! card •••• {last4} of ticket #{position} taken back after reactivation."),
     lifecycle.LOG_PREFIX + "retake_failed": _("Sortir! card •••• {last4} of ticket #{position} could not be taken back: "
                                               "it is now used by another order. Please contact the buyer."),
+    lifecycle.LOG_PREFIX + "retaken_paid": _("Sortir! card •••• {last4} of ticket #{position} taken back: the order was paid "
+                                             "after its card had been released (e.g. a late payment of an expired order)."),
+    lifecycle.LOG_PREFIX + "retaken_extended": _("Sortir! card •••• {last4} of ticket #{position} taken back: the expired "
+                                                 "order got a new payment deadline."),
+    lifecycle.LOG_PREFIX + "apras_cancel_by_hand": _("Sortir! grant for card •••• {last4} (ticket #{position}, APRAS id {grant_id}) "
+                                                     "was already sent, and the ticket is now cancelled, changed or its card "
+                                                     "released. APRAS has no cancellation endpoint: tell APRAS by hand."),
+    lifecycle.LOG_PREFIX + "apras_check_by_hand": _("Sortir! grant for card •••• {last4} (ticket #{position}): its outcome is "
+                                                    "unknown, and the ticket is now cancelled, changed or its card released. "
+                                                    "Check with APRAS whether it arrived; if so, tell APRAS by hand."),
 })(SortirOrderLogEntryType)
 
 
@@ -229,6 +305,18 @@ log_entry_types.new_from_dict({
     lifecycle.LOG_PREFIX + "grant_pending_many": _("Order paid: Sortir! grants queued for APRAS ({cards})."),
     lifecycle.LOG_PREFIX + "grant_skipped_testmode_many": _("Test mode: no Sortir! grant is sent to APRAS ({cards})."),
 })(SortirCardsLogEntryType)
+
+
+class SortirRetentionLogEntryType(EventLogEntryType):
+    def display(self, logentry, data):
+        return str(self.plain).format(failed=data.get("failed", 0), unknown=data.get("unknown", 0),
+                                      orders=", ".join(data.get("orders", [])) or "-")
+
+
+log_entry_types.new_from_dict({
+    ACTION_UNRESOLVED_ARCHIVED: _("Sortir! card usages archived at the end of the retention period with unresolved grants: "
+                                  "{failed} failed, {unknown} with an unknown outcome (orders: {orders})."),
+})(SortirRetentionLogEntryType)
 
 
 @log_entry_types.new(ACTION_CONFIG_PROBLEM, pgettext_lazy("sortir", "Sortir!: APRAS refused the token or is not configured."))

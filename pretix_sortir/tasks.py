@@ -24,7 +24,7 @@ from pretix_integrations_core.outbox import RETRY, UNKNOWN, Outbox, outcome_of
 from .apras import GRANT_BUDGET
 from .config import SortirConfig, apras_client
 from .holds import release_stale_holds, requires_card
-from .lifecycle import log_usage, next_retry
+from .lifecycle import log_usage, next_retry, tell_apras_by_hand
 from .models import CardUsage
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,22 @@ def send_grant(usage):
         grant_id = str(receipt.get("id", ""))[:64]
         GRANTS.complete(usage.pk, grant_id=grant_id, granted_at=now(), grant_last_error="", grant_next_attempt=None,
                         on_move=lambda: log_usage(usage, "used", grant_id=grant_id))
+        _report_if_no_longer_grantable(usage.pk)
+
+
+def _report_if_no_longer_grantable(pk):
+    """
+    The ticket was cancelled, changed or its card released while its grant was on its way: APRAS has it now and
+    has no cancellation endpoint, so the organiser is told to inform APRAS by hand.
+    """
+    usage = CardUsage.objects.select_related("order", "order_position", "event__organizer").get(pk=pk)
+    reason = why_not_grantable(usage)
+    if usage.state == CardUsage.RELEASED:
+        reason = reason or "released"
+    elif reason in (NOT_PAID, TESTMODE):
+        reason = None
+    if reason and usage.order_id:
+        tell_apras_by_hand(usage.order, [usage], reason)
 
 
 def _record_error(usage, error):
@@ -106,8 +122,9 @@ def _record_error(usage, error):
 def _withdraw(usage, reason):
     """A queued grant whose ticket can no longer receive one is not sent; the card follows the organiser's release rule."""
     release = reason != NOT_PAID and reason != TESTMODE and SortirConfig.for_organizer(usage.event.organizer).release_on_cancel
+    extra = {"released_from": CardUsage.GRANT_PENDING} if release else {}
     GRANTS.withdraw(usage.pk, CardUsage.RELEASED if release else CardUsage.VALIDATED, grant_next_attempt=None,
-                    on_move=lambda: log_usage(usage, "grant_withdrawn", reason=reason))
+                    on_move=lambda: log_usage(usage, "grant_withdrawn", reason=reason), **extra)
 
 
 @app.task(base=EventTask, acks_late=True)
@@ -160,13 +177,26 @@ def mark_done(usage, user):
 
 @app.task()
 def apply_retention_all():
-    """Daily enough: usage details N days after the event end, audit entries after their retention."""
+    """
+    Daily enough: usage details N days after the event end, audit entries after their retention.
+
+    ``periodic_task`` is global: this also covers events where the plugin was disabled after it kept data
+    (usage rows, or archived counts whose audit entries are still due for deletion).
+    """
     from pretix.base.models import Event
 
+    from .models import ArchivedUsageCount
     from .privacy import apply_retention
 
     with scopes_disabled():
-        events = list(Event.objects.filter(plugins__icontains="pretix_sortir").select_related("organizer"))
+        ids = set(Event.objects.filter(plugins__icontains="pretix_sortir").values_list("pk", flat=True))
+        ids |= set(CardUsage.objects.order_by().values_list("event_id", flat=True).distinct())
+        ids |= set(ArchivedUsageCount.objects.order_by().values_list("event_id", flat=True).distinct())
+        events = list(Event.objects.filter(pk__in=ids).select_related("organizer").order_by("pk"))
     for event in events:
-        with scope(organizer=event.organizer):
-            apply_retention(event)
+        try:
+            with scope(organizer=event.organizer):
+                apply_retention(event)
+        except Exception:
+            # One event's problem must not stop the retention of the others.
+            logger.exception("Sortir! retention failed for event %s", event.pk)

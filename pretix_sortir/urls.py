@@ -14,6 +14,10 @@ urlpatterns = [
             views.UsageResendView.as_view(), name="usages.resend"),
     re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/usages/(?P<usage>\d+)/done/$",
             views.UsageMarkDoneView.as_view(), name="usages.done"),
+    re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/usages/(?P<usage>\d+)/attach/$",
+            views.UsageAttachCardView.as_view(), name="usages.attach"),
+    re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/sortir/settings/$", views.EventSettingsView.as_view(),
+            name="event.settings"),
 ]
 
 event_patterns = [

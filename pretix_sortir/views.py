@@ -3,17 +3,22 @@ from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.views import View
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView, ListView
 
 from pretix.control.permissions import EventPermissionRequiredMixin, OrganizerPermissionRequiredMixin
 from pretix.control.views import PaginationMixin
+from pretix.control.views.event import EventSettingsFormView
 from pretix.control.views.organizer import OrganizerDetailViewMixin, OrganizerSettingsFormView
 
 from .connection import OK, check_connection
-from .dashboard import UsageFilterForm, state_counts, usages_of
-from .forms import SortirOrganizerSettingsForm, SortirProductsForm
+from .dashboard import UsageFilterForm, missing_count, state_counts, usages_of
+from .forms import AttachCardForm, SortirEventSettingsForm, SortirOrganizerSettingsForm, SortirProductsForm
+from .holds import CardError
+from .missing import AttachError, attach_card
 from .models import CardUsage
 from .tasks import mark_done, resend
 
@@ -88,6 +93,8 @@ class UsageListView(SortirEventMixin, PaginationMixin, ListView):
         ctx["can_resend"] = self.request.user.has_event_permission(
             self.request.organizer, self.request.event, "event.orders:write", request=self.request)
         ctx["resendable"] = (CardUsage.GRANT_FAILED, CardUsage.GRANT_UNKNOWN)
+        ctx["missing_count"] = missing_count(self.request.event)
+        ctx["missing"] = CardUsage.MISSING
         return ctx
 
 
@@ -113,3 +120,35 @@ class UsageMarkDoneView(UsageGrantActionView):
     def act(self, usage):
         mark_done(usage, user=self.request.user)
         messages.success(self.request, _("The grant has been marked as done. No grant will be sent for this card."))
+
+
+class EventSettingsView(SortirEventMixin, EventSettingsFormView):
+    form_class = SortirEventSettingsForm
+    template_name = "pretix_sortir/event_settings.html"
+    permission = "event.settings.general:write"
+
+    def get_success_url(self):
+        return self.event_url("event.settings")
+
+
+@method_decorator(sensitive_post_parameters("card_number"), name="dispatch")
+class UsageAttachCardView(SortirEventMixin, View):
+    """The organiser attaches a card to a ticket that has none (from the order page); checked with APRAS."""
+    permission = "event.orders:write"
+
+    def post(self, request, *args, **kwargs):
+        usage = get_object_or_404(CardUsage.objects.select_related("order", "order_position"), event=request.event,
+                                  pk=kwargs["usage"], order__isnull=False)
+        form = AttachCardForm(data=request.POST)
+        if not form.is_valid():
+            messages.error(request, _("Please enter the Sortir! card number."))
+        else:
+            try:
+                usage = attach_card(usage, form.cleaned_data["card_number"], user=request.user)
+            except (CardError, AttachError) as e:
+                messages.error(request, _("The card could not be attached: {reason}").format(reason=e))
+            else:
+                messages.success(request, _("Card •••• {last4} attached to ticket #{position}.").format(
+                    last4=usage.card_last4, position=usage.order_position.positionid))
+        kw = {"organizer": request.organizer.slug, "event": request.event.slug, "code": usage.order.code}
+        return redirect(reverse("control:event.order", kwargs=kw))

@@ -38,6 +38,8 @@ def test_bootstrap_creates_the_demo_and_is_idempotent(client):
         for module in (PAYMENT_PLUGIN, *DEMO_PLUGINS):
             assert plugins.count(module) == 1
         assert PAYMENT_PLUGIN in event.organizer.get_plugins()
+        assert "pretix_sortir" in event.organizer.get_plugins()  # event-and-organiser plugin, as bank transfer
+        assert event.organizer.settings.get("pretix_sortir_prefill_names", as_type=bool)  # the simulator returns a name
         assert event.settings.locales == ["fr", "en"]
         assert event.items.count() == 3
         assert event.get_payment_providers()["banktransfer"].is_enabled

@@ -198,6 +198,7 @@ def test_refused_token_reaches_organiser_through_pretix_notifications(client, so
 
 @pytest.mark.django_db
 def test_prefill_attendee_name_from_apras(client, sortir_event, sortir_item, fake_apras, organizer):
+    organizer.settings.set("pretix_sortir_prefill_names", True)  # off by default: the standard APRAS API returns no name
     fake_apras.names[VALID] = ("Camille", "Martin")
     fake_apras.names[VALID2] = ("Léa", "Durand")
     cps = add_to_cart(client, sortir_event, sortir_item, count=2)

@@ -74,8 +74,13 @@ def test_defaults_and_organizer_navigation(admin_client, organizer):
     assert 'name="pretix_sortir_timeout" value="2"' in page
     assert 'name="pretix_sortir_usage_retention_days" value="90"' in page
     assert 'name="pretix_sortir_audit_retention_days" value="365"' in page
-    for box in ("prefill_names", "release_on_cancel"):
-        tag = re.search(rf'<input[^>]*name="pretix_sortir_{box}"[^>]*>', page).group(0)
-        assert tag.endswith("checked>"), tag
+    tag = re.search(r'<input[^>]*name="pretix_sortir_release_on_cancel"[^>]*>', page).group(0)
+    assert tag.endswith("checked>"), tag
+    # the standard APRAS partner API returns no holder name: pre-filling is off until the organiser says otherwise
+    tag = re.search(r'<input[^>]*name="pretix_sortir_prefill_names"[^>]*>', page).group(0)
+    assert "checked" not in tag, tag
+    assert "Only for an APRAS account that returns the card holder&#x27;s name" in page
+    organizer.enable_plugin("pretix_sortir")  # an event-and-organiser plugin: its organiser menu entry needs this
+    organizer.save()
     org_page = admin_client.get(f"/control/organizer/{organizer.slug}/edit").content.decode()
     assert settings_url(organizer) in org_page

@@ -15,6 +15,7 @@ and the demo exercise the "pre-fill attendee name" feature through extra respons
 import datetime
 import hashlib
 import itertools
+import json
 import threading
 import time
 
@@ -27,8 +28,14 @@ DEMO_UNKNOWN_CARD = "9999999999"
 DEMO_SLOW_CARD = "5555555555"
 
 
+def masked(card):
+    """The simulator shows cards as pretix does: the last four digits only."""
+    return f"•••• {str(card)[-4:]}" if card else "(no card)"
+
+
 class FakeApras(FakeServer):
     label = "APRAS simulator (not the real APRAS)"
+    log_name = "APRAS simulator"
 
     def __init__(self, *args, token=DEMO_TOKEN, valid_cards=DEMO_VALID_CARDS, slow_cards=(), slow_delay=5.0, names=None,
                  **kwargs):
@@ -96,3 +103,19 @@ class FakeApras(FakeServer):
         with self._state_lock:
             self.grants.append({"card": card, "service_key": key, **grant})
         return json_response(grant, status=201)
+
+    def describe(self, req, resp):
+        """The demo console shows every card check and every grant this simulator receives (cards masked)."""
+        if req.method == "GET" and req.path.startswith("/api/partners/"):
+            card = req.path.rsplit("/", 1)[-1]
+            outcome = {201: "eligible", 404: "unknown or not eligible", 401: "no token", 403: "wrong token"}.get(
+                resp.status, f"HTTP {resp.status}")
+            return f"card check {masked(card)}: {outcome} ({resp.status})"
+        if req.method == "POST" and req.path == "/api/partners/grant":
+            body = req.json if isinstance(req.json, dict) else {}
+            with self._state_lock:
+                card = self._keys.get(body.get("token"))
+            if resp.status == 201:
+                return f"grant received for card {masked(card)}: recorded as APRAS id {json.loads(resp.body)['id']} ({resp.status})"
+            return f"grant refused for card {masked(card)} ({resp.status} {resp.body.decode(errors='replace')[:80]})"
+        return None

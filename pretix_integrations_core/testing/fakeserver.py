@@ -22,6 +22,7 @@ import http.client
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -163,9 +164,25 @@ def route(method, pattern):
     return decorator
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that stopped waiting (its timeout is shorter than a slow answer) closes the connection: that is
+        # the behaviour being simulated, not an error of the fake, so no traceback on the console.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeServer:
     #: shown in logs and in the demo, so nobody mistakes a simulator for the real service
     label = "fake service"
+    #: short name in front of the lines given to :attr:`log`
+    log_name = "SIMULATOR"
+    #: a callable taking one line of text (the demo sets ``print``): what the fake received, as :meth:`describe`
+    #: tells it. None (tests) prints nothing.
+    log = None
 
     def __init__(self, host="127.0.0.1", port=0):
         self.requests = []
@@ -177,8 +194,7 @@ class FakeServer:
             spec = getattr(fn, "_fake_route", None)
             if spec:
                 self.routes.append((spec[0], spec[1], fn))
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer((host, port), self._handler_class())
         self._thread = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -257,6 +273,23 @@ class FakeServer:
     def not_found(self, req):
         return json_response({"error": "not found"}, status=404)
 
+    def describe(self, req: Request, resp: Response):
+        """One line about a request worth showing in the demo's console, or None (the default: nothing shown)."""
+        return None
+
+    def _report(self, req, resp, client_gone=False):
+        if self.log is None:
+            return
+        try:
+            line = self.describe(req, resp)
+        except Exception as e:  # describing must never break the answer
+            line = f"{req.method} {req.path}: cannot describe it ({type(e).__name__})"
+        if line is None:
+            return
+        if client_gone:
+            line += " - answered too late, the client had stopped waiting"
+        self.log(f"[{self.log_name}] {line}")
+
     def _handler_class(self):
         server = self
 
@@ -299,14 +332,21 @@ class FakeServer:
                         resp = server.dispatch(req)
                     except Exception as e:  # a bug in a fake must show up as a 500, not a hung client
                         resp = text_response(f"fake server error: {type(e).__name__}: {e}", status=500)
-                self.send_response(resp.status)
-                headers = dict(resp.headers)
-                headers.setdefault("Content-Length", str(len(resp.body)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(resp.body)
+                try:
+                    self.send_response(resp.status)
+                    headers = dict(resp.headers)
+                    headers.setdefault("Content-Length", str(len(resp.body)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(resp.body)
+                    self.wfile.flush()
+                except ConnectionError:  # the client gave up (timeout) and closed the connection
+                    self.close_connection = True
+                    server._report(req, resp, client_gone=True)
+                    return
+                server._report(req, resp)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 

@@ -355,6 +355,22 @@ class FakeHelloAsso(FakeServer):
             return _errors(404, "Organization not found")
         return json_response(self.organization)
 
+    @route("GET", r"/v5/organizations/(?P<org>[^/]+)/forms")
+    def list_forms(self, req):
+        """FormLightModel list (§2.2), without tiers, newest first; ``formTypes``/``states`` filters."""
+        if req.match.group("org") != self.organization["organizationSlug"]:
+            return _errors(404, "Organization not found")
+        keys = ("formSlug", "formType", "title", "url", "state", "startDate", "endDate", "currency", "description", "meta",
+                "organizationSlug", "privateTitle", "saleStartDate", "saleEndDate", "banner", "logo")
+        with self._state_lock:
+            forms = [{k: f[k] for k in keys if k in f} for f in self.forms.values()]
+        forms = [f for f in forms if not req.query.get("formTypes") or f["formType"] in req.query["formTypes"]]
+        forms = [f for f in forms if not req.query.get("states") or f["state"] in req.query["states"]]
+        forms.sort(key=lambda f: f["meta"]["createdAt"], reverse=True)
+        size, index = int(req.arg("pageSize", "20")), int(req.arg("pageIndex", "1"))
+        page = forms[(index - 1) * size:index * size]
+        return json_response({"data": page, "pagination": {"pageSize": size, "totalCount": -1, "pageIndex": index, "totalPages": -1}})
+
     @route("GET", r"/v5/organizations/(?P<org>[^/]+)/forms/(?P<ftype>[^/]+)/(?P<fslug>[^/]+)/public")
     def form_public(self, req):
         with self._state_lock:
