@@ -36,6 +36,8 @@ MAUTIC_CAMPAIGNS_WELCOME = PREFIX + "mautic_campaigns_welcome"
 MAUTIC_SEGMENTS_REMINDER = PREFIX + "mautic_segments_reminder"
 MAUTIC_REMINDER_DAYS = PREFIX + "mautic_reminder_days"
 MAUTIC_EVENT_TAG = PREFIX + "mautic_event_tag"
+#: extra contact fields, as pretix's PropertyMappingFormSet.to_property_mappings_list() returns them
+MAUTIC_FIELD_MAPPINGS = PREFIX + "mautic_field_mappings"
 NINJA_ENABLED = PREFIX + "invoiceninja_enabled"
 NINJA_SEND_EMAIL = PREFIX + "invoiceninja_send_email"
 CONSENT_ASK = PREFIX + "consent_ask"
@@ -56,6 +58,7 @@ for key, default, type_ in (
 ):
     settings_hierarkey.add_default(key, default, type_)
 settings_hierarkey.add_default(CONSENT_LABEL, None, LazyI18nString)
+settings_hierarkey.add_default(MAUTIC_FIELD_MAPPINGS, "[]", list)
 
 
 def consent_label(event):

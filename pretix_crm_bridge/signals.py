@@ -100,3 +100,12 @@ class ConsentWithdrawnLogEntryType(OrderLogEntryType):
 @minimum_interval(minutes_after_success=30)
 def periodic_expiry_reminders(sender, **kwargs):
     triggers.enqueue_expiry_reminders()
+
+
+@receiver(base_signals.event_copy_data, dispatch_uid="pretix_crm_bridge_event_copy")
+def copy_event(sender, other, checkin_list_map=None, **kwargs):
+    """pretix copies the event's settings; the field mappings may name check-in lists, which get new ids in the copy."""
+    from pretix.base.datasync.utils import translate_property_mappings
+    mappings = other.settings.get(config.MAUTIC_FIELD_MAPPINGS, as_type=list) or []
+    if mappings:
+        sender.settings.set(config.MAUTIC_FIELD_MAPPINGS, translate_property_mappings(mappings, checkin_list_map or {}))

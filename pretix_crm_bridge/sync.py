@@ -89,7 +89,10 @@ class MauticSync(CrmSyncProvider):
     display_name = "Mautic"
     enabled_setting = config.MAUTIC_ENABLED
 
-    mappings = [StaticMapping(1, "Order", "contact", "email", "email", [])]
+    @property
+    def mappings(self):
+        extra = self.event.settings.get(config.MAUTIC_FIELD_MAPPINGS, as_type=list) or []
+        return [StaticMapping(1, "Order", "contact", "email", "email", extra)]
 
     @cached_property
     def client(self):
@@ -136,7 +139,11 @@ class MauticSync(CrmSyncProvider):
         order = inputs[ORDER]
         if not has_consent(order):
             return self.withdraw(order)
-        created, contact = self.client.upsert_contact(self.contact_body(order))
+        body = self.contact_body(order)
+        for field, value, _mode in properties:  # the organiser's extra fields (pretix's mapping editor, "overwrite" only)
+            if value not in (None, "") and field not in ("email", "tags"):
+                body[field] = value if isinstance(value, (int, float, bool)) else str(value)
+        created, contact = self.client.upsert_contact(body)
         segments = config.segment_ids(self.event.settings.get(config.MAUTIC_SEGMENTS_PLACED))
         if order.status == order.STATUS_PAID:
             segments += config.segment_ids(self.event.settings.get(config.MAUTIC_SEGMENTS_PAID))

@@ -348,3 +348,42 @@ def test_welcome_campaign_for_a_first_purchase_only(crm_event, item, fake_mautic
     run_queue(django_capture_on_commit_callbacks)
     assert fake_mautic.campaigns[1]["members"] == set()
     assert results(second, P)[1].sync_info["campaigns"] == []
+
+
+@pytest.mark.django_db
+def test_extra_fields_with_pretix_mapping_editor_and_copied_with_the_event(admin_client, crm_event, item, organizer, fake_mautic,
+                                                                           django_capture_on_commit_callbacks):
+    url = "/control/event/demo/concert/crm/mautic-fields/"
+    assert "Mautic contact fields" in admin_client.get(url).content.decode()
+    r = admin_client.post(url, {
+        "mautic-TOTAL_FORMS": "1", "mautic-INITIAL_FORMS": "0", "mautic-MIN_NUM_FORMS": "0", "mautic-MAX_NUM_FORMS": "1000",
+        "mautic-0-pretix_field": "order_code", "mautic-0-external_field": "pretix_last_order", "mautic-0-overwrite": "overwrite",
+        "mautic-0-value_map": "", "mautic-0-ORDER": "0",
+    }, follow=True)
+    assert r.status_code == 200
+    crm_event.settings.flush()
+    assert crm_event.settings.get(config.MAUTIC_FIELD_MAPPINGS, as_type=list) == [
+        {"pretix_field": "order_code", "external_field": "pretix_last_order", "value_map": "", "overwrite": "overwrite"}]
+
+    order = make_order(crm_event, item)
+    pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    assert the_contact(fake_mautic)["values"]["pretix_last_order"] == order.code
+
+    from pretix.base.models import Event
+    with scopes_disabled():
+        copy = Event.objects.create(organizer=organizer, name="Copy", slug="copy", date_from=crm_event.date_from)
+        copy.copy_data_from(crm_event)
+        copy.settings.flush()
+        assert copy.settings.get(config.MAUTIC_FIELD_MAPPINGS, as_type=list)[0]["external_field"] == "pretix_last_order"
+
+
+@pytest.mark.django_db
+def test_a_mapped_field_that_no_longer_exists_is_a_config_failure(crm_event, item, fake_mautic, django_capture_on_commit_callbacks):
+    mapping = {"pretix_field": "question_gone", "external_field": "x", "value_map": "", "overwrite": "overwrite"}
+    crm_event.settings.set(config.MAUTIC_FIELD_MAPPINGS, [mapping])
+    order = make_order(crm_event, item)
+    pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    assert failed(order).need_manual_retry == "config"
+    assert 'Field "question_gone" does not exist' in log_actions(order)[-1][1]["error"][0]

@@ -109,6 +109,8 @@ def test_permissions(limited_client, organizer, event):
     assert limited_client.post(CONN + "test/mautic/").status_code == 403
     assert limited_client.get(EVENT_PAGE).status_code == 403
     assert limited_client.post(EVENT_PAGE, {config.MAUTIC_ENABLED: "on"}).status_code == 403
+    assert limited_client.get(EVENT_PAGE + "mautic-fields/").status_code == 403
+    assert limited_client.post(EVENT_PAGE + "mautic-fields/", {"mautic-TOTAL_FORMS": "0", "mautic-INITIAL_FORMS": "0"}).status_code == 403
 
 
 @pytest.mark.django_db
@@ -232,3 +234,15 @@ def test_event_dashboard_widget_counts(admin_client, crm_event, item, organizer,
     assert "CRM bridge" in page
     assert "Mautic: 2 contacts" in page
     assert 'Invoice Ninja: 1 clients, 2 invoices · <span class="text-danger">1 failed</span>' in page
+
+
+@pytest.mark.django_db
+def test_jobs_of_a_deactivated_plugin_are_dropped_not_stuck(crm_event, item, fake_mautic, fake_invoiceninja, django_capture_on_commit_callbacks):
+    order = make_order(crm_event, item)
+    pay(order)
+    assert queue_rows(order, MauticSync.identifier) and queue_rows(order, InvoiceNinjaSync.identifier)
+    crm_event.disable_plugin("pretix_crm_bridge")
+    crm_event.save()
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(order, MauticSync.identifier) == [] and queue_rows(order, InvoiceNinjaSync.identifier) == []
+    assert fake_mautic.requests == [] and fake_invoiceninja.requests == []
