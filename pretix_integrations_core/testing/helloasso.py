@@ -25,6 +25,8 @@ C 128451002 (free, one item canceled).
 Test helpers: :meth:`add_order`, :meth:`refund_payment`, :meth:`cancel_item`, :meth:`expire_access_tokens`,
 :meth:`order_notification` / :meth:`payment_notification` (§4.2 payloads), and :meth:`send_notification`,
 which POSTs one to a URL, with ``x-ha-signature`` (§4.3, partner mode) when a signature key is given.
+``add_order`` also builds promo codes and installment plans; ``FakeHelloAsso(demo=True)`` (the demo's simulator) adds
+:meth:`seed_demo`'s rate paid in three installments and four more orders.
 """
 import base64
 import copy
