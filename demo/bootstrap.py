@@ -199,3 +199,25 @@ def configure_sortir(organizer, api_url, token):
         current = None
     if current != token:  # re-encrypting at every start would change the stored value for nothing
         crypto.set_secret(s, SORTIR_API_TOKEN, token)
+
+
+def configure_helloasso(organizer, api_url, token=None):
+    """
+    Point the organiser's HelloAsso settings at the simulator's ``api_url``: its demo client id and organisation, the
+    client secret stored encrypted as the settings form stores it. Values the organiser changed since are kept.
+    """
+    from pretix_helloasso_bridge import config
+    from pretix_integrations_core.testing.helloasso import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION
+
+    s = organizer.settings
+    if s.get(config.CLIENT_ID, as_type=str) and s.get(config.CLIENT_ID, as_type=str) != DEMO_CLIENT_ID:
+        return  # the organiser entered their own (sandbox) account: leave it alone
+    for key, value in ((config.CLIENT_ID, DEMO_CLIENT_ID), (config.ORGANIZATION, DEMO_ORGANIZATION), (config.BASE_URL, api_url)):
+        if s.get(key, as_type=str, default="") != value:
+            s.set(key, value)
+    try:
+        current = crypto.get_secret(s, config.CLIENT_SECRET)
+    except crypto.SecretUndecryptable:
+        current = None
+    if current != DEMO_CLIENT_SECRET:  # re-encrypting at every start would change the stored value for nothing
+        crypto.set_secret(s, config.CLIENT_SECRET, DEMO_CLIENT_SECRET)

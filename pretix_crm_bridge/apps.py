@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 from pretix_integrations_core import __version__
 
 try:
-    from pretix.base.plugins import PLUGIN_LEVEL_EVENT, PluginConfig
+    from pretix.base.plugins import PLUGIN_LEVEL_EVENT_ORGANIZER_HYBRID, PluginConfig
 except ImportError:
     raise RuntimeError("Please use pretix 2026.8 or above to run this plugin!")
 
@@ -25,8 +25,15 @@ class CrmBridgeApp(PluginConfig):
         )
         visible = True
         restricted = False
-        level = PLUGIN_LEVEL_EVENT
+        # Event and organiser, as Sortir!: the connections are organiser settings with their own page in the
+        # organiser's menu, which pretix only gives to plugins that can be active on an organiser.
+        level = PLUGIN_LEVEL_EVENT_ORGANIZER_HYBRID
         compatibility = "pretix>=2026.8.0"
 
     def ready(self):
         from . import signals  # NOQA
+
+    def installed(self, event_or_organizer):
+        from pretix_integrations_core.plugins import enable_for_organizer
+
+        enable_for_organizer(self.name, event_or_organizer)

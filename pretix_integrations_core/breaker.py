@@ -47,7 +47,7 @@ class CircuitBreaker:
         self.threshold = threshold
         self.cooldown = cooldown
         self.cache = cache or shared_cache()
-        base = f"pretix_integrations:breaker:{service}:{self.scope}"
+        base = f"pretix_integrations:breaker:{service}:{self.scope}".replace(" ", "_")  # memcached refuses spaces
         self._failures_key = base + ":failures"
         self._open_until_key = base + ":open_until"
         self._probe_key = base + ":probe"

@@ -44,12 +44,6 @@ class SortirApp(PluginConfig):
         errorreports.install()  # card numbers never appear in Django's error reports
 
     def installed(self, event_or_organizer):
-        """Enabled on an event from code (API client, shell, tests): also enable it for the organiser, as pretix's
-        event plugin page does, so that the event's Sortir! signals run (a hybrid plugin needs both)."""
-        from pretix.base.models import Event
+        from pretix_integrations_core.plugins import enable_for_organizer
 
-        if isinstance(event_or_organizer, Event):
-            organizer = event_or_organizer.organizer
-            if self.name not in organizer.get_plugins():
-                organizer.enable_plugin(self.name)
-                organizer.save(update_fields=["plugins"])
+        enable_for_organizer(self.name, event_or_organizer)

@@ -130,3 +130,48 @@ def test_demo_sortir_ticket_requires_a_card():
     with scopes_disabled():
         flagged = SortirProduct.objects.filter(event=objs.event)
         assert flagged.count() == 1 and flagged.get().item.default_price == Decimal("4.50")
+
+
+@pytest.mark.django_db
+def test_demo_organiser_tests_helloasso_and_imports_the_demo_form(client, django_capture_on_commit_callbacks):
+    from pretix.base.models import Order
+
+    from demo.bootstrap import configure_helloasso
+    from pretix_helloasso_bridge import config
+    from pretix_helloasso_bridge.models import RemoteObject
+    from pretix_integrations_core.testing.helloasso import DEMO_CLIENT_SECRET, DEMO_PROMO_CODE, FakeHelloAsso
+
+    spec = next(s for s in simulators.SIMULATORS if s.key == "helloasso")
+    assert spec.configure == "demo.bootstrap:configure_helloasso" and spec.port == 8082
+    objs = bootstrap_demo()
+    with FakeHelloAsso(**spec.options) as server:  # the demo's simulator, on a free port
+        configure_helloasso(objs.organizer, server.url)
+        s = objs.organizer.settings
+        stored = s.get(config.CLIENT_SECRET, as_type=str)
+        assert crypto.is_encrypted(stored) and DEMO_CLIENT_SECRET not in stored
+        assert s.get(config.BASE_URL) == server.url and s.get(config.ORGANIZATION) == "festival-des-lumieres"
+        configure_helloasso(objs.organizer, server.url)  # at the next start: nothing re-encrypted
+        s.flush()
+        assert s.get(config.CLIENT_SECRET, as_type=str) == stored
+
+        assert client.login(email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+        r = client.post("/control/organizer/demo/helloasso/test/", follow=True)
+        assert "Festival des Lumières" in r.content.decode()  # "Connection to HelloAsso works: organisation …"
+
+        page = "/control/event/demo/demo/helloasso/"
+        assert "Soirée de gala 2026" in client.get(page).content.decode()
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.post(page + "link/", {"form_ref": "Event/soiree-de-gala-2026"}).status_code == 302
+        assert "7 created, 0 updated, 1 cancelled, 1 refunded, 0 skipped" in client.get(page).content.decode()
+
+    with scopes_disabled():
+        orders = {ro.remote_id: ro.order for ro in RemoteObject.objects.filter(event=objs.event, kind="order").select_related("order")}
+        assert len(orders) == 7
+        assert objs.event.items.filter(name__icontains="paiement en 3 fois").exists()
+        promo = next(o for o in orders.values() if DEMO_PROMO_CODE in o.comment)
+        assert promo.status == Order.STATUS_PAID and promo.total == Decimal("52.00")  # 2 x (25 - 5) + 12
+        plan = next(o for o in orders.values() if o.email == "karim.haddad@example.net")
+        # first of three installments taken: pending in pretix, the ticket valid, 30 of 90 paid
+        assert plan.status == Order.STATUS_PENDING and plan.valid_if_pending and plan.total == Decimal("90.00")
+        assert [p.amount for p in plan.payments.filter(state="confirmed")] == [Decimal("30.00")]
+        assert orders["128450377"].refunds.get().amount == Decimal("15.00")

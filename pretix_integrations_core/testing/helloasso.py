@@ -25,6 +25,8 @@ C 128451002 (free, one item canceled).
 Test helpers: :meth:`add_order`, :meth:`refund_payment`, :meth:`cancel_item`, :meth:`expire_access_tokens`,
 :meth:`order_notification` / :meth:`payment_notification` (§4.2 payloads), and :meth:`send_notification`,
 which POSTs one to a URL, with ``x-ha-signature`` (§4.3, partner mode) when a signature key is given.
+``add_order`` also builds promo codes and installment plans; ``FakeHelloAsso(demo=True)`` (the demo's simulator) adds
+:meth:`seed_demo`'s rate paid in three installments and four more orders.
 """
 import base64
 import copy
@@ -45,6 +47,9 @@ DEMO_SIGNATURE_KEY = "demo-helloasso-signature-key"
 DEMO_ORGANIZATION = "festival-des-lumieres"
 DEMO_FORM_TYPE = "Event"
 DEMO_FORM_SLUG = "soiree-de-gala-2026"
+#: the demo's extra rate, paid in three installments, and its promo code (:meth:`FakeHelloAsso.seed_demo`)
+DEMO_INSTALLMENT_TIER = 14587204
+DEMO_PROMO_CODE = "BENEVOLE2026"
 FORM_TYPES = ("CrowdFunding", "Membership", "Event", "Donation", "PaymentForm", "Checkout", "Shop")
 MAX_PAGE_SIZE = 100
 FAILED_REFUND_STATES = ("Aborted", "Canceled", "Error", "Refused")
@@ -126,6 +131,14 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0+00:00"
 
 
+def _split(amount, parts):
+    """``amount`` cents in ``parts`` installments, the first one taking the remainder."""
+    if parts <= 1:
+        return [amount]
+    base = amount // parts
+    return [amount - base * (parts - 1)] + [base] * (parts - 1)
+
+
 def _errors(status, message, code="Error"):
     return json_response({"errors": [{"code": code, "message": message}]}, status=status)
 
@@ -138,7 +151,7 @@ class FakeHelloAsso(FakeServer):
     label = "HelloAsso simulator (not the real HelloAsso)"
 
     def __init__(self, *args, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, signature_key=DEMO_SIGNATURE_KEY,
-                 expires_in=1799, page_index_overflow_500=True, seed=True, **kwargs):
+                 expires_in=1799, page_index_overflow_500=True, seed=True, demo=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.client_id, self.client_secret, self.signature_key = client_id, client_secret, signature_key
         self.expires_in = expires_in
@@ -153,6 +166,8 @@ class FakeHelloAsso(FakeServer):
                      (("order", 128452001), ("item", 215906001), ("payment", 104772001), ("refund", 33201))}
         if seed:
             self._seed()
+        if demo:
+            self.seed_demo()
 
     # -- OAuth2 ------------------------------------------------------------------------------------
 
@@ -225,12 +240,50 @@ class FakeHelloAsso(FakeServer):
         ], order_id=128451002, date="2026-04-07T17:45:03.9012844+02:00", created="2026-04-07T17:45:03.3301157+02:00",
             updated="2026-04-09T08:12:44.1873302+02:00")
 
+    def seed_demo(self):
+        """
+        The demo of ``make run`` (on top of the seeded samples): a fourth rate paid in three installments, a promo
+        code, and a few more orders, built with :meth:`add_order` so that they read exactly like the API's.
+        """
+        with self._state_lock:
+            form = self.forms[(DEMO_FORM_TYPE, DEMO_FORM_SLUG)]
+            if not any(t["id"] == DEMO_INSTALLMENT_TIER for t in form["tiers"]):
+                form["tiers"].append(_tier(DEMO_INSTALLMENT_TIER, "Pass soutien (paiement en 3 fois)",
+                                           "Soirée, repas et soutien à l'association, payable en trois fois", 9000, 2, [_SIZE, _CLUB],
+                                           paymentFrequency="Installment",
+                                           terms=[{"date": "2026-05-01T00:00:00+02:00", "amount": 3000},
+                                                  {"date": "2026-06-01T00:00:00+02:00", "amount": 3000}]))
+        people = [("Julie", "Bernard", "julie.bernard@example.org", "Lyon", "69003"),
+                  ("Karim", "Haddad", "karim.haddad@example.net", "Vénissieux", "69200"),
+                  ("Élodie", "Petit", "elodie.petit@example.com", "Caluire-et-Cuire", "69300"),
+                  ("Marc", "Lefebvre", "marc.lefebvre@example.org", "Lyon", "69007")]
+
+        def payer(i):
+            first, last, email, city, zipcode = people[i]
+            return {"email": email, "firstName": first, "lastName": last, "city": city, "zipCode": zipcode, "country": "FRA"}
+
+        self.add_order(payer(0), [
+            {"tier": 14587201, "user": ("Julie", "Bernard"), "answers": {5501231: "S", 5501232: "Jongle & Co"}, "options": [3051871],
+             "discount": {"code": DEMO_PROMO_CODE, "amount": 500}},
+            {"tier": 14587201, "user": ("Paul", "Bernard"), "answers": {5501231: "L"}, "discount": {"code": DEMO_PROMO_CODE, "amount": 500}},
+        ], date="2026-04-15T18:02:11.5012+02:00", created="2026-04-15T18:01:02.118+02:00")
+        self.add_order(payer(1), [{"tier": DEMO_INSTALLMENT_TIER, "user": ("Karim", "Haddad"), "answers": {5501231: "XL"}}],
+                       date="2026-04-18T09:31:40.2207+02:00", created="2026-04-18T09:30:12.4+02:00", installments=3)
+        self.add_order(payer(2), [
+            {"tier": 14587202, "user": ("Élodie", "Petit"), "answers": {5501231: "M", 5501232: "Cirque du Rhône"}},
+            {"tier": 14587203, "user": ("Nina", "Petit"), "answers": {5501231: "XS"}},
+        ], date="2026-04-21T12:47:05.0931+02:00", created="2026-04-21T12:45:51.77+02:00")
+        self.add_order(payer(3), [{"tier": 14587201, "user": ("Marc", "Lefebvre"), "answers": {5501231: "XL"}, "options": [3051871]}],
+                       date="2026-04-22T21:10:58.734+02:00", created="2026-04-22T21:09:30.01+02:00")
+
     def add_order(self, payer, lines, *, order_id=None, date=None, created=None, updated=None, payment_id=None, payment_date=None,
-                  payment_updated=None, form=(DEMO_FORM_TYPE, DEMO_FORM_SLUG)):
+                  payment_updated=None, form=(DEMO_FORM_TYPE, DEMO_FORM_SLUG), installments=1):
         """
         Add an order to ``form`` and return it. ``payer`` is a Payer dict (§3.2); each line is a dict with ``tier``
         (tier id), ``user`` ((first, last)), optional ``answers`` ({custom field id: text}), ``options`` (extra option
-        ids), ``state`` (default Processed) and ``id``. A non-free order gets one Authorized card payment.
+        ids), ``discount`` ({"code", "amount"}: a promo code, taken off the item's amount), ``state`` (default
+        Processed) and ``id``. A non-free order gets one Authorized card payment, or with ``installments`` > 1 an
+        installment plan: the first installment Authorized, the next ones Pending a month apart (§3.3).
         """
         with self._state_lock:
             form_data = self.forms[form]
@@ -238,9 +291,10 @@ class FakeHelloAsso(FakeServer):
             order_id = order_id or next(self._ids["order"])
             created = created or _now()
             date, updated = date or created, updated or created
-            total = sum(tiers[ln["tier"]]["price"] + sum(o["price"] for o in tiers[ln["tier"]]["extraOptions"] if o["id"] in ln.get("options", ()))
-                        for ln in lines)
+            total = sum(tiers[ln["tier"]]["price"] - (ln.get("discount") or {}).get("amount", 0)
+                        + sum(o["price"] for o in tiers[ln["tier"]]["extraOptions"] if o["id"] in ln.get("options", ())) for ln in lines)
             pid = (payment_id or next(self._ids["payment"])) if total else None
+            pids = [pid] + [next(self._ids["payment"]) for _ in range(installments - 1)] if pid else []
             items, shares = [], []
             for ln in lines:
                 tier = tiers[ln["tier"]]
@@ -248,9 +302,12 @@ class FakeHelloAsso(FakeServer):
                 opts = [o for o in tier["extraOptions"] if o["id"] in ln.get("options", ())]
                 item_id = ln.get("id") or next(self._ids["item"])
                 opt_total = sum(o["price"] for o in opts)
-                item = {"payments": [{"id": pid, "shareAmount": tier["price"] + opt_total}]} if pid else {}
+                discount = ln.get("discount")
+                amount = tier["price"] - (discount or {}).get("amount", 0)
+                parts = _split(amount + opt_total, len(pids))
+                item = {"payments": [{"id": p, "shareAmount": part} for p, part in zip(pids, parts)]} if pid else {}
                 item.update(name=tier["label"], user={"firstName": ln["user"][0], "lastName": ln["user"][1]},
-                            priceCategory="Fixed" if tier["price"] else "Free",
+                            priceCategory="Fixed" if tier["price"] else "Free", **({"discount": dict(discount)} if discount else {}),
                             customFields=[{"id": fid, "name": labels[fid]["label"], "type": labels[fid]["type"], "answer": answer}
                                           for fid, answer in ln.get("answers", {}).items()])
                 if opts:
@@ -258,17 +315,25 @@ class FakeHelloAsso(FakeServer):
                                         "optionId": o["id"]} for o in opts]
                 qr = base64.b64encode(f"{item_id}:{_ticks(created)}".encode()).decode()
                 item.update(ticketUrl=f"{form_data['url']}/billets/{order_id}", qrCode=qr, tierDescription=tier["description"],
-                            tierId=tier["id"], id=item_id, amount=tier["price"], type=tier["tierType"], initialAmount=tier["price"],
+                            tierId=tier["id"], id=item_id, amount=amount, type=tier["tierType"], initialAmount=tier["price"],
                             state=ln.get("state", "Processed"))
                 items.append(item)
-                if pid:
-                    share = {"id": item_id, "shareAmount": tier["price"] + opt_total, "shareItemAmount": tier["price"]}
-                    shares.append({**share, "shareOptionsAmount": opt_total} if opts else share)
-            payments = [{"items": shares, "cashOutState": "MoneyIn", "paymentReceiptUrl": f"{form_data['url']}/paiement-attestation/{order_id}/{pid}",
-                         "id": pid, "amount": total, "date": payment_date or date, "paymentMeans": "Card", "installmentNumber": 1,
-                         "state": "Authorized", "meta": {"createdAt": created, "updatedAt": payment_updated or updated},
-                         "refundOperations": []}] if pid else []
-            order = {"payer": dict(payer), "items": items, "payments": payments, "amount": {"total": total, "vat": 0, "discount": 0},
+                for n, part in enumerate(parts):
+                    share = {"id": item_id, "shareAmount": part, "shareItemAmount": _split(amount, len(pids))[n]}
+                    shares.append((n, {**share, "shareOptionsAmount": _split(opt_total, len(pids))[n]} if opts else share))
+            payments = []
+            for n, p in enumerate(pids):
+                when = payment_date or date
+                if n:  # a future installment: scheduled a month apart, not taken yet
+                    when = (parse_date(when) + datetime.timedelta(days=30 * n)).isoformat()
+                payments.append({
+                    "items": [sh for k, sh in shares if k == n], "cashOutState": "Unknown" if n else "MoneyIn",
+                    "paymentReceiptUrl": f"{form_data['url']}/paiement-attestation/{order_id}/{p}",
+                    "id": p, "amount": sum(sh["shareAmount"] for k, sh in shares if k == n), "date": when, "paymentMeans": "Card",
+                    "installmentNumber": n + 1, "state": "Pending" if n else "Authorized",
+                    "meta": {"createdAt": created, "updatedAt": payment_updated or updated}, "refundOperations": []})
+            discount_total = sum((ln.get("discount") or {}).get("amount", 0) for ln in lines)
+            order = {"payer": dict(payer), "items": items, "payments": payments, "amount": {"total": total, "vat": 0, "discount": discount_total},
                      "id": order_id, "date": date, "formSlug": form_data["formSlug"], "formType": form_data["formType"], **_ORG,
                      "meta": {"createdAt": created, "updatedAt": updated}}
             self.orders[order_id] = order
@@ -354,6 +419,22 @@ class FakeHelloAsso(FakeServer):
         if req.match.group("org") != self.organization["organizationSlug"]:
             return _errors(404, "Organization not found")
         return json_response(self.organization)
+
+    @route("GET", r"/v5/organizations/(?P<org>[^/]+)/forms")
+    def list_forms(self, req):
+        """FormLightModel list (§2.2), without tiers, newest first; ``formTypes``/``states`` filters."""
+        if req.match.group("org") != self.organization["organizationSlug"]:
+            return _errors(404, "Organization not found")
+        keys = ("formSlug", "formType", "title", "url", "state", "startDate", "endDate", "currency", "description", "meta",
+                "organizationSlug", "privateTitle", "saleStartDate", "saleEndDate", "banner", "logo")
+        with self._state_lock:
+            forms = [{k: f[k] for k in keys if k in f} for f in self.forms.values()]
+        forms = [f for f in forms if not req.query.get("formTypes") or f["formType"] in req.query["formTypes"]]
+        forms = [f for f in forms if not req.query.get("states") or f["state"] in req.query["states"]]
+        forms.sort(key=lambda f: f["meta"]["createdAt"], reverse=True)
+        size, index = int(req.arg("pageSize", "20")), int(req.arg("pageIndex", "1"))
+        page = forms[(index - 1) * size:index * size]
+        return json_response({"data": page, "pagination": {"pageSize": size, "totalCount": -1, "pageIndex": index, "totalPages": -1}})
 
     @route("GET", r"/v5/organizations/(?P<org>[^/]+)/forms/(?P<ftype>[^/]+)/(?P<fslug>[^/]+)/public")
     def form_public(self, req):

@@ -1,0 +1,123 @@
+from django.contrib import messages
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+from django.views import View
+from django.views.generic import TemplateView
+
+from pretix.base.datasync.sourcefields import get_data_fields
+from pretix.base.models import Order
+from pretix.base.models.datasync import MODE_OVERWRITE
+from pretix.control.forms.mapping import PropertyMappingFormSet
+from pretix.control.permissions import EventPermissionRequiredMixin, OrganizerPermissionRequiredMixin
+from pretix.control.views.event import EventSettingsFormView, EventSettingsViewMixin
+from pretix.control.views.organizer import OrganizerDetailViewMixin, OrganizerSettingsFormView
+
+from . import config
+from .connection import OK, SYSTEMS, check_connection
+from .forms import CrmConnectionsForm, CrmEventSettingsForm
+from .health import organizer_health
+from .sync import has_consent, withdraw_consent
+from .triggers import SYSTEM_NAMES, TRIGGERS
+
+
+class ConnectionsView(OrganizerSettingsFormView):
+    form_class = CrmConnectionsForm
+    template_name = "pretix_crm_bridge/connections.html"
+    permission = "organizer.settings.general:write"
+
+    def get_success_url(self):
+        return reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": self.request.organizer.slug})
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["health"] = organizer_health(self.request.organizer)
+        return ctx
+
+
+class ConnectionTestView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+    permission = "organizer.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        if kwargs["system"] not in SYSTEMS:
+            raise Http404()
+        outcome, message = check_connection(request.organizer, kwargs["system"])
+        (messages.success if outcome == OK else messages.error)(request, message)
+        return redirect(reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": request.organizer.slug}))
+
+
+class EventCrmSettingsView(EventSettingsViewMixin, EventSettingsFormView):
+    form_class = CrmEventSettingsForm
+    template_name = "pretix_crm_bridge/event_settings.html"
+    permission = "event.settings.general:write"
+
+    def dispatch(self, request, *args, **kwargs):
+        # pretix does not gate control views by plugin activation: do it here
+        if "pretix_crm_bridge" not in request.event.get_plugins():
+            raise Http404(_("The CRM bridge plugin is not enabled for this event."))
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        enabled = {s: self.request.event.settings.get(k, as_type=bool) for s, k in (
+            ("mautic", config.MAUTIC_ENABLED), ("invoiceninja", config.NINJA_ENABLED))}
+        ctx["triggers"] = [(t.label, SYSTEM_NAMES[t.system], t.action, enabled[t.system]) for t in TRIGGERS]
+        return ctx
+
+    def get_success_url(self):
+        return reverse("plugins:pretix_crm_bridge:event.settings", kwargs={
+            "organizer": self.request.organizer.slug, "event": self.request.event.slug})
+
+
+class ConsentWithdrawView(EventPermissionRequiredMixin, View):
+    """Staff record that a buyer withdrew their marketing consent (e.g. asked by email); Mautic is cleaned up in the background."""
+    permission = "event.orders:write"
+
+    def post(self, request, *args, **kwargs):
+        order = get_object_or_404(Order, event=request.event, code=kwargs["code"])
+        if has_consent(order):
+            with transaction.atomic():
+                withdraw_consent(order, user=request.user)
+            messages.success(request, _("The consent was withdrawn. The buyer is removed from this event's Mautic segments "
+                                        "and campaigns, and marked as unsubscribed, in the background."))
+        return redirect(reverse("control:event.order", kwargs={"organizer": request.organizer.slug, "event": request.event.slug,
+                                                               "code": order.code}))
+
+
+class MauticFieldsView(EventPermissionRequiredMixin, TemplateView):
+    """Extra Mautic contact fields filled from pretix data, with pretix's own property mapping editor."""
+    permission = "event.settings.general:write"
+    template_name = "pretix_crm_bridge/mautic_fields.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if "pretix_crm_bridge" not in request.event.get_plugins():
+            raise Http404(_("The CRM bridge plugin is not enabled for this event."))
+        return super().dispatch(request, *args, **kwargs)
+
+    @cached_property
+    def formset(self):
+        return PropertyMappingFormSet(
+            pretix_fields=get_data_fields(self.request.event, for_model="Order"), external_fields=None,
+            available_modes=[MODE_OVERWRITE], prefix="mautic", data=self.request.POST if self.request.method == "POST" else None,
+            initial=self.request.event.settings.get(config.MAUTIC_FIELD_MAPPINGS, as_type=list) or [],
+        )
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["formset"] = self.formset
+        return ctx
+
+    def post(self, request, *args, **kwargs):
+        if not self.formset.is_valid():
+            messages.error(request, _("We could not save your changes. See below for details."))
+            return self.get(request, *args, **kwargs)
+        mappings = [m for m in self.formset.to_property_mappings_list() if m.get("pretix_field") and m.get("external_field")]
+        mappings = [{k: m.get(k) or "" for k in ("pretix_field", "external_field", "value_map", "overwrite")} for m in mappings]
+        request.event.settings.set(config.MAUTIC_FIELD_MAPPINGS, mappings)
+        request.event.log_action("pretix.event.settings", user=request.user, data={config.MAUTIC_FIELD_MAPPINGS: mappings})
+        messages.success(request, _("Your changes have been saved."))
+        return redirect(reverse("plugins:pretix_crm_bridge:event.mautic_fields", kwargs={
+            "organizer": request.organizer.slug, "event": request.event.slug}))

@@ -1,0 +1,71 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from pretix.base.forms import SettingsForm
+
+from pretix_integrations_core.forms import EncryptedSecretField, EncryptedSecretsFormMixin
+from pretix_integrations_core.httpclient import validate_service_url
+
+from . import config
+from .providers.helloasso import PRODUCTION_URL, SANDBOX_URL
+
+
+class HelloAssoOrganizerSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
+    pretix_helloasso_bridge_client_id = forms.CharField(
+        label=_("Client ID"), required=False, max_length=255,
+        help_text=_("In your HelloAsso back office: My account > Integrations and API."),
+    )
+    pretix_helloasso_bridge_client_secret = EncryptedSecretField(
+        label=_("Client secret"),
+        help_text=_("Stored encrypted. It is never shown again: leave ***** to keep it, or type a new one."),
+    )
+    pretix_helloasso_bridge_organization_slug = forms.SlugField(
+        label=_("Organisation"), required=False, max_length=190,
+        help_text=_("The name of your association in its HelloAsso address: www.helloasso.com/associations/<b>this-part</b>"),
+    )
+    pretix_helloasso_bridge_base_url = forms.URLField(
+        label=_("HelloAsso API address"), required=True, assume_scheme="https", validators=[validate_service_url],
+        help_text=_("{production} for real sales, {sandbox} for HelloAsso's test environment (with its own keys).").format(
+            production=PRODUCTION_URL, sandbox=SANDBOX_URL),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get(config.CLIENT_ID) and not data.get(config.CLIENT_SECRET) and not self.has_error(config.CLIENT_SECRET):
+            self.add_error(config.CLIENT_SECRET, _("Enter the client secret that goes with this client ID."))
+        return data
+
+
+class LinkFormForm(forms.Form):
+    """Pick the form from the organisation's forms read from the API, or paste its public address."""
+    form_ref = forms.ChoiceField(label=_("HelloAsso form"), required=False)
+    form_url = forms.URLField(
+        label=_("or its public address"), required=False, assume_scheme="https",
+        help_text=_("For example https://www.helloasso.com/associations/my-association/evenements/my-event"),
+    )
+
+    def __init__(self, *args, provider=None, forms_list=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.provider = provider
+        self.fields["form_ref"].choices = [("", "---------")] + [
+            (f.ref, f"{f.title} ({f.form_type}, {f.state})" if f.state else f.title) for f in forms_list]
+
+    def clean(self):
+        data = super().clean()
+        ref = data.get("form_ref")
+        if not ref and data.get("form_url"):
+            ref = self.provider.parse_form_url(data["form_url"]) if self.provider else None
+            if not ref:
+                self.add_error("form_url", _("This is not the address of a form of your HelloAsso organisation."))
+        elif not ref and not self.has_error("form_url"):
+            raise forms.ValidationError(_("Choose a form or paste its address."))
+        data["ref"] = ref
+        return data
+
+
+class LinkOptionsForm(forms.Form):
+    send_emails = forms.BooleanField(
+        label=_("Send pretix emails to imported buyers"), required=False,
+        help_text=_("Off by default: HelloAsso already sent them their confirmation and tickets."),
+    )
+    paused = forms.BooleanField(label=_("Pause automatic syncs"), required=False)

@@ -1,0 +1,168 @@
+"""
+The small interface every ticketing platform implements, and the neutral models the sync engine works with.
+
+A provider connects with the organiser's credentials, lists the organiser's sellable forms or events, reads one
+form's catalogue, pages through the orders that changed, fetches one order, and maps everything to the neutral
+models below. Connection pages, the sync engine, reports, webhooks plumbing and notifications only see these
+models, so another platform (Billetweb, Weezevent) is one more module in this package.
+"""
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Iterator, List, Optional
+
+# position / order states in the neutral model
+VALID = "valid"
+PENDING = "pending"
+CANCELED = "canceled"
+
+# payment states in the neutral model
+PAID = "paid"
+PAYMENT_PENDING = "pending"
+REFUNDED = "refunded"
+CONTESTED = "contested"
+FAILED = "failed"
+
+
+@dataclass
+class RemoteForm:
+    ref: str  # what the provider needs to find the form again, e.g. "Event/soiree-de-gala-2026"
+    title: str
+    url: str = ""
+    state: str = ""
+    form_type: str = ""
+
+
+@dataclass
+class RemoteQuestion:
+    remote_id: str
+    label: str
+    type: str  # a pretix Question.TYPE_*
+    required: bool = False
+    options: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RemoteProduct:
+    remote_id: str
+    name: str
+    description: str = ""
+    price: Decimal = Decimal("0.00")
+    tax_rate: Decimal = Decimal("0.00")  # percent
+    free_price: bool = False
+    min_price: Optional[Decimal] = None
+    max_per_order: Optional[int] = None
+    is_addon: bool = False
+    is_donation: bool = False
+    #: for add-ons: the remote ids of the products they can be bought with
+    parents: List[str] = field(default_factory=list)
+    #: remote ids of the questions asked for each ticket of this product
+    questions: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RemoteCatalog:
+    form: RemoteForm
+    products: List[RemoteProduct]
+    questions: List[RemoteQuestion]
+
+
+@dataclass
+class RemoteAnswer:
+    question_id: Optional[str]
+    label: str
+    answer: str
+
+
+@dataclass
+class RemotePosition:
+    remote_id: str
+    product_id: Optional[str]  # None: match by label
+    product_label: str
+    price: Decimal
+    state: str  # VALID, PENDING or CANCELED
+    attendee_first_name: str = ""
+    attendee_last_name: str = ""
+    answers: List[RemoteAnswer] = field(default_factory=list)
+    secret: str = ""
+    addon_to: Optional[str] = None  # remote id of the parent position
+    is_donation: bool = False
+    promo_code: str = ""
+    discount: Decimal = Decimal("0.00")
+
+
+@dataclass
+class RemoteRefund:
+    remote_id: str
+    amount: Decimal
+    date: Optional[datetime]
+    done: bool
+
+
+@dataclass
+class RemotePayment:
+    remote_id: str
+    amount: Decimal
+    date: Optional[datetime]
+    state: str  # PAID, PAYMENT_PENDING, REFUNDED, CONTESTED, FAILED
+    means: str = ""
+    installment: Optional[int] = None
+    refunds: List[RemoteRefund] = field(default_factory=list)
+    #: how much of this payment went to each position (remote item id -> amount)
+    shares: dict = field(default_factory=dict)
+
+
+@dataclass
+class RemoteOrder:
+    remote_id: str
+    date: Optional[datetime]
+    updated: Optional[datetime]
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    company: str = ""
+    street: str = ""
+    zipcode: str = ""
+    city: str = ""
+    country: str = ""  # ISO alpha-2
+    total: Decimal = Decimal("0.00")
+    positions: List[RemotePosition] = field(default_factory=list)
+    payments: List[RemotePayment] = field(default_factory=list)
+    form_ref: str = ""
+
+
+@dataclass
+class OrderPage:
+    orders: List[RemoteOrder]
+    #: resume point after this page (stored only once the page is committed)
+    cursor: Optional[str]
+
+
+class Provider:
+    """The interface; see :class:`pretix_helloasso_bridge.providers.helloasso.HelloAssoProvider`."""
+    identifier = ""
+    verbose_name = ""
+
+    #: API calls made by this instance (sync reports count them)
+    calls = 0
+
+    def test_connection(self) -> dict:
+        """Authenticate and read the organisation; raises the core's errors."""
+        raise NotImplementedError
+
+    def list_forms(self) -> List[RemoteForm]:
+        raise NotImplementedError
+
+    def parse_form_url(self, url: str) -> Optional[str]:
+        """A form ref from a public form URL, or None."""
+        raise NotImplementedError
+
+    def get_catalog(self, form_ref: str) -> RemoteCatalog:
+        raise NotImplementedError
+
+    def changed_orders(self, form_ref: str, since: Optional[datetime] = None, cursor: Optional[str] = None) -> Iterator[OrderPage]:
+        """Pages of orders changed since ``since`` (or all), oldest first, resuming after ``cursor``; ends on an empty page."""
+        raise NotImplementedError
+
+    def fetch_order(self, remote_id: str) -> RemoteOrder:
+        raise NotImplementedError

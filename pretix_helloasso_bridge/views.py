@@ -1,0 +1,159 @@
+from django.contrib import messages
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.views import View
+from django.views.generic import TemplateView
+
+from pretix.control.permissions import EventPermissionRequiredMixin, OrganizerPermissionRequiredMixin
+from pretix.control.views.organizer import OrganizerDetailViewMixin, OrganizerSettingsFormView
+
+from pretix_integrations_core.errors import ExternalServiceError
+
+from .config import provider_for
+from .connection import OK, check_connection
+from .forms import HelloAssoOrganizerSettingsForm, LinkFormForm, LinkOptionsForm
+from .models import FormLink
+from .tasks import start_sync
+
+
+class OrganizerSettingsView(OrganizerSettingsFormView):
+    form_class = HelloAssoOrganizerSettingsForm
+    template_name = "pretix_helloasso_bridge/organizer_settings.html"
+    permission = "organizer.settings.general:write"
+
+    def get_success_url(self):
+        return reverse("plugins:pretix_helloasso_bridge:organizer.settings", kwargs={"organizer": self.request.organizer.slug})
+
+
+class OrganizerConnectionTestView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+    permission = "organizer.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        outcome, message = check_connection(request.organizer)
+        (messages.success if outcome == OK else messages.error)(request, message)
+        return redirect(reverse("plugins:pretix_helloasso_bridge:organizer.settings", kwargs={"organizer": request.organizer.slug}))
+
+
+class HelloAssoEventMixin(EventPermissionRequiredMixin):
+    """Control views are not gated by plugin activation in pretix: do it here."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if "pretix_helloasso_bridge" not in request.event.get_plugins():
+            raise Http404(_("The HelloAsso plugin is not enabled for this event."))
+        return super().dispatch(request, *args, **kwargs)
+
+    def event_url(self, name="event"):
+        return reverse(f"plugins:pretix_helloasso_bridge:{name}", kwargs={"organizer": self.request.organizer.slug,
+                                                                          "event": self.request.event.slug})
+
+    def allowed(self, perm):
+        return self.request.user.has_event_permission(self.request.organizer, self.request.event, perm, request=self.request)
+
+
+def webhook_url(request, link):
+    return request.build_absolute_uri(reverse("plugins:pretix_helloasso_bridge:webhook", kwargs={
+        "event_id": link.event_id, "secret": link.ensure_webhook_secret()}))
+
+
+class EventView(HelloAssoEventMixin, TemplateView):
+    permission = "event.orders:read"
+    template_name = "pretix_helloasso_bridge/event.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        event = self.request.event
+        link = FormLink.objects.filter(event=event).first()
+        can_change = self.allowed("event.settings.general:write")
+        ctx.update(link=link, can_change=can_change, can_sync=self.allowed("event.orders:write"),
+                   reports=event.helloasso_reports.all()[:10])
+        if link and can_change:
+            ctx["webhook_url"] = webhook_url(self.request, link)
+            ctx["options_form"] = LinkOptionsForm(initial={"send_emails": link.send_emails, "paused": link.status == FormLink.PAUSED})
+        if not link and can_change:
+            forms_list, provider = [], None
+            try:
+                provider = provider_for(event.organizer)
+                forms_list = provider.list_forms()
+            except ExternalServiceError as e:
+                ctx["forms_error"] = str(e)
+            ctx["link_form"] = kwargs.get("link_form") or LinkFormForm(provider=provider, forms_list=forms_list)
+        return ctx
+
+
+class LinkView(HelloAssoEventMixin, View):
+    permission = "event.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        event = request.event
+        if FormLink.objects.filter(event=event).exists():
+            messages.error(request, _("This event is already linked to a HelloAsso form."))
+            return redirect(self.event_url())
+        try:
+            provider = provider_for(event.organizer)
+            forms_list = provider.list_forms()
+        except ExternalServiceError as e:
+            messages.error(request, str(e))
+            return redirect(self.event_url())
+        form = LinkFormForm(data=request.POST, provider=provider, forms_list=forms_list)
+        if not form.is_valid():
+            view = EventView(request=request, kwargs=self.kwargs, args=self.args)
+            return view.render_to_response(view.get_context_data(link_form=form))
+        ref = form.cleaned_data["ref"]
+        known = {f.ref: f for f in forms_list}.get(ref)
+        with transaction.atomic():
+            link = FormLink.objects.create(event=event, form_ref=ref, form_title=known.title if known else "",
+                                           form_url=known.url if known else "")
+            link.ensure_webhook_secret()
+            event.log_action("pretix_helloasso_bridge.link.created", user=request.user, data={"form": ref})
+            start_sync(event, trigger="manual", full=True)
+        messages.success(request, _("The event is now linked to the HelloAsso form. The first import has started."))
+        return redirect(self.event_url())
+
+
+class UnlinkView(HelloAssoEventMixin, View):
+    permission = "event.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        link = FormLink.objects.filter(event=request.event).first()
+        if link:
+            request.event.log_action("pretix_helloasso_bridge.link.deleted", user=request.user, data={"form": link.form_ref})
+            link.delete()  # products, questions and orders stay: they are now ordinary pretix data
+            messages.success(request, _("The link to HelloAsso was removed. Everything imported so far stays in pretix."))
+        return redirect(self.event_url())
+
+
+class OptionsView(HelloAssoEventMixin, View):
+    permission = "event.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        link = FormLink.objects.filter(event=request.event).first()
+        form = LinkOptionsForm(data=request.POST)
+        if link and form.is_valid():
+            link.send_emails = form.cleaned_data["send_emails"]
+            if form.cleaned_data["paused"]:
+                link.status = FormLink.PAUSED
+            elif link.status == FormLink.PAUSED:
+                link.status = FormLink.ACTIVE
+            link.save(update_fields=["send_emails", "status"])
+            request.event.log_action("pretix_helloasso_bridge.link.changed", user=request.user,
+                                     data={"send_emails": link.send_emails, "status": link.status})
+            messages.success(request, _("Your changes have been saved."))
+        return redirect(self.event_url())
+
+
+class SyncNowView(HelloAssoEventMixin, View):
+    permission = "event.orders:write"
+
+    def post(self, request, *args, **kwargs):
+        link = FormLink.objects.filter(event=request.event).first()
+        if not link:
+            raise Http404()
+        if link.running_since:
+            messages.info(request, _("A sync is already running."))
+        else:
+            start_sync(request.event, trigger="manual", full=request.POST.get("full") == "1")
+            messages.success(request, _("The sync has started. This page shows its progress."))
+        return redirect(self.event_url())

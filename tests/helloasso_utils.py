@@ -1,0 +1,33 @@
+"""Shared fixtures of the HelloAsso bridge tests: an organiser connected to the fake HelloAsso, an event using the plugin."""
+import pytest
+
+from pretix.base.models import Team, User
+
+from pretix_integrations_core import crypto
+from pretix_integrations_core.testing.helloasso import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION
+
+
+@pytest.fixture
+def ha_connected(organizer, fake_helloasso):
+    s = organizer.settings
+    s.set("pretix_helloasso_bridge_client_id", DEMO_CLIENT_ID)
+    crypto.set_secret(s, "pretix_helloasso_bridge_client_secret", DEMO_CLIENT_SECRET)
+    s.set("pretix_helloasso_bridge_organization_slug", DEMO_ORGANIZATION)
+    s.set("pretix_helloasso_bridge_base_url", fake_helloasso.url)
+    return fake_helloasso
+
+
+@pytest.fixture
+def ha_event(event, ha_connected):
+    event.enable_plugin("pretix_helloasso_bridge")
+    event.save()
+    return event
+
+
+def team_client(client, organizer, email, **perms):
+    """Log ``client`` in as a member of a new team of ``organizer`` with exactly ``perms``."""
+    user = User.objects.create_user(email, "team-password")
+    team = Team.objects.create(organizer=organizer, name=email, all_events=True, **perms)
+    team.members.add(user)
+    assert client.login(email=email, password="team-password")
+    return client
