@@ -146,6 +146,25 @@ def release_stale_holds():
     return release(CardUsage.objects.filter(pk__in=stale, state__in=HOLD_STATES, order__isnull=True))
 
 
+def ask_apras(event, card):
+    """
+    APRAS's answer for one (normalized) card, or the checkout's CardError: UNKNOWN when APRAS does not know it,
+    UNAVAILABLE when it cannot answer (the service error is the CardError's ``__cause__``; a refused token or a
+    wrong address also tells the organiser). Every door that checks a card (checkout, attach, import) asks here.
+    """
+    try:
+        return apras_client(event.organizer).check_card(card)
+    except ServiceNotFound:
+        raise CardError(CardError.UNKNOWN) from None
+    except ServiceConfigurationError as e:
+        from .notifications import report_configuration_problem
+        report_configuration_problem(event, e)
+        raise CardError(CardError.UNAVAILABLE) from None
+    except ExternalServiceError as e:
+        logger.warning("Sortir! card check failed for event %s: %s", event.pk, e)
+        raise CardError(CardError.UNAVAILABLE) from e
+
+
 def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
     """Check ``raw_card`` and bind it to ``position`` (a CartPosition). Raises CardError."""
     card = normalize(raw_card)
@@ -174,19 +193,15 @@ def hold_card(event, position, raw_card, client_ip=None) -> CardUsage:
         raise CardError(CardError.UNKNOWN)
 
     try:
-        result = apras_client(organizer).check_card(card)
-    except ServiceNotFound:
-        cache.set(_unknown_key(organizer.pk, card_digest), 1, timeout=UNKNOWN_TTL)
-        count_failure(client_ip)
-        raise CardError(CardError.UNKNOWN)
-    except ServiceConfigurationError as e:
-        from .notifications import report_configuration_problem
-        report_configuration_problem(event, e)
-        raise CardError(CardError.UNAVAILABLE)
-    except ExternalServiceError as e:
-        logger.warning("Sortir! card check failed for event %s: %s", event.pk, e)
-        if not (e.transient and SortirConfig.for_organizer(organizer).accept_unchecked):
-            raise CardError(CardError.UNAVAILABLE)
+        result = ask_apras(event, card)
+    except CardError as e:
+        if e.code == CardError.UNKNOWN:
+            cache.set(_unknown_key(organizer.pk, card_digest), 1, timeout=UNKNOWN_TTL)
+            count_failure(client_ip)
+            raise
+        cause = e.__cause__
+        if not (cause is not None and cause.transient and SortirConfig.for_organizer(organizer).accept_unchecked):
+            raise
         # Degraded mode (the organiser's choice): APRAS cannot answer, the card is held unchecked and checked
         # in the background; the order waits for the organiser's approval until APRAS has accepted it.
         if existing and existing.card_digest == card_digest:

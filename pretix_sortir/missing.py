@@ -6,7 +6,6 @@ the organiser can attach a card afterwards (checked with APRAS like at checkout)
 Per event, the organiser decides whether such tickets are refused where pretix lets a plugin refuse them
 (the CSV import, a buyer's own order change) or only flagged.
 """
-import logging
 import re
 from dataclasses import dataclass
 
@@ -23,14 +22,11 @@ from pretix.base.logentrytypes import OrderLogEntryType, log_entry_types
 from pretix.base.settings import settings_hierarkey
 
 from pretix_integrations_core import crypto
-from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError, ServiceNotFound
 
 from .checkout import show_card
-from .config import apras_client
-from .holds import CardError, digest, normalize, requires_card
+from .holds import CardError, ask_apras, digest, normalize, requires_card
 from .models import CardUsage
 
-logger = logging.getLogger(__name__)
 
 ORDERS_WITHOUT_CARD = "pretix_sortir_orders_without_card"
 REFUSE, ALLOW = "refuse", "allow"
@@ -85,17 +81,7 @@ def check_card(event, date_key, raw_card, exclude_pk=None) -> CheckedCard:
     card_digest = digest(card)
     if taken_for_date(event, date_key, card_digest, exclude_pk):
         raise CardError(CardError.ALREADY_USED)
-    try:
-        result = apras_client(event.organizer).check_card(card)
-    except ServiceNotFound:
-        raise CardError(CardError.UNKNOWN)
-    except ServiceConfigurationError as e:
-        from .notifications import report_configuration_problem
-        report_configuration_problem(event, e)
-        raise CardError(CardError.UNAVAILABLE)
-    except ExternalServiceError as e:
-        logger.warning("Sortir! card check failed for event %s: %s", event.pk, e)
-        raise CardError(CardError.UNAVAILABLE)
+    result = ask_apras(event, card)
     return CheckedCard(card_digest=card_digest, card_last4=card[-4:], service_key_secret=crypto.encrypt(result.service_key))
 
 
