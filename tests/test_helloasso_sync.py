@@ -290,25 +290,30 @@ def test_one_sync_per_event_at_a_time(linked, ha_connected, admin_client, django
 
 @pytest.mark.django_db
 def test_sync_killed_in_the_middle_of_a_page_is_resumed_without_loss_or_duplicate(linked, ha_connected, monkeypatch):
-    from pretix.base.models import OrderPayment
+    from django.apps import apps
+
+    from pretix.base.signals import order_placed
 
     for i in range(10):
         ha_connected.add_order({**PAYER, "email": f"k{i}@example.org"}, [{"tier": 14587202, "user": ("K", str(i))}])
-    real_confirm, calls = OrderPayment.confirm, []
+    calls = []
 
-    def dying_confirm(self, *args, **kwargs):  # the worker is killed while importing the 6th paid order of the page
+    def dying(sender, order, **kwargs):  # the worker is killed while importing the 6th order of the page
         calls.append(1)
         if len(calls) == 6:
             raise KeyboardInterrupt()
-        return real_confirm(self, *args, **kwargs)
 
-    monkeypatch.setattr(OrderPayment, "confirm", dying_confirm)
-    with pytest.raises(KeyboardInterrupt):
-        run_sync(linked)
+    setattr(dying, "__mocked_app", apps.get_app_config("pretix_helloasso_bridge"))  # pretix's own way to attribute a test receiver
+    order_placed.connect(dying, dispatch_uid="test_helloasso_dying")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sync(linked)
+    finally:
+        order_placed.disconnect(dispatch_uid="test_helloasso_dying")
+    assert len(calls) == 6
     with scopes_disabled():
         assert Order.objects.filter(event=linked).count() == 0  # the page's transaction was rolled back as a whole
         assert not FormLink.objects.get(event=linked).cursor
-    monkeypatch.setattr(OrderPayment, "confirm", real_confirm)
     report = sync(linked)
     assert report.orders_created == 13
     with scopes_disabled():
