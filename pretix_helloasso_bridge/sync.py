@@ -76,6 +76,8 @@ class Sync:
         self.questions = {}  # remote question id -> Question
         self.donation_item = None
         self.warned_quotas = set()
+        self._by_label = None
+        self._options = {}  # question pk -> {answer text: QuestionOption}
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -333,7 +335,9 @@ class Sync:
 
     def _answers(self, pos: P.RemotePosition, item):
         result = []
-        by_label = {str(q.question): q for q in self.questions.values()}
+        if self._by_label is None or len(self._by_label) != len(self.questions):
+            self._by_label = {str(q.question): q for q in self.questions.values()}
+        by_label = self._by_label
         for ans in pos.answers:
             question = self.questions.get(ans.question_id) if ans.question_id else None
             if question is None and ans.question_id:
@@ -345,7 +349,11 @@ class Sync:
             value = ans.answer
             entry = {"question": question.pk, "answer": value, "options": []}
             if question.type == Question.TYPE_CHOICE:
-                opt = next((o for o in question.options.all() if str(o.answer) == value), None)
+                if question.pk not in self._options:  # read once per sync, not once per answer
+                    self._options[question.pk] = {}
+                    for o in question.options.all():
+                        self._options[question.pk].setdefault(str(o.answer), o)
+                opt = self._options[question.pk].get(value)
                 if opt is None:
                     continue
                 entry["options"] = [opt.pk]
