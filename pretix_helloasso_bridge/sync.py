@@ -674,7 +674,7 @@ class Sync:
                 mapping.append(RemoteObject(event=event, kind=RemoteObject.PAYMENT, remote_id=str(rp.remote_id), order=b["order"], payment=pay))
         RemoteObject.objects.bulk_create(mapping)
         Transaction.objects.bulk_create(transactions)
-        LogEntry.bulk_create_and_postprocess(logs)
+        self._save_logs(logs, LogEntry)
         for b in built:  # pretix's receivers of order_placed / order_paid read the positions: no query for them
             qs = OrderPosition.objects.filter(order=b["order"])
             qs._result_cache = list(b["positions"])
@@ -682,6 +682,27 @@ class Sync:
             b["order"]._prefetched_objects_cache = {"all_positions": qs}
         event.cache.clear()
         return orders
+
+    def _save_logs(self, logs, LogEntry):
+        """pretix's ``LogEntry.bulk_create_and_postprocess``, without the webhook task when the organiser has no webhook.
+
+        That task looks up the webhooks once per log entry (three per imported order): for an organiser without any
+        enabled webhook it has nothing to send, so the notifications task alone is queued, as pretix would.
+        """
+        from django.conf import settings as django_settings
+
+        from pretix.api.models import WebHook
+        from pretix.base.services.notifications import notify
+        from pretix.helpers.celery import get_task_priority
+
+        LogEntry.objects.bulk_create(logs)
+        if WebHook.objects.filter(organizer_id=self.event.organizer_id, enabled=True).exists():
+            LogEntry.bulk_postprocess(logs)
+            return
+        to_notify = [le.id for le in logs if le.notification_type]
+        if to_notify:
+            notify.apply_async(args=(to_notify,), priority=django_settings.PRIORITY_CELERY_HIGHEST_FUNC(
+                [get_task_priority("notifications", self.event.organizer_id)]))
 
     def _page_quota_warnings(self, item_ids):
         for q in Quota.objects.filter(event=self.event, items__in=item_ids, size__isnull=False).distinct():
