@@ -4,9 +4,12 @@ The sync engine: makes a pretix event the copy of one remote form, through the n
 - the catalogue first: products (not sold in the shop: they only belong to the "HelloAsso" sales channel),
   add-ons, questions, a "Donation" product; every pretix object is remembered in :class:`RemoteObject`, so a
   second sync updates it, and what the organiser changed in pretix is reported, never overwritten silently;
-- then orders, one page at a time. Each page is one transaction, each order a savepoint (an order that cannot be
-  imported is skipped with its reason and the others go on). The cursor is saved with the page: a sync that dies is
-  resumed by the next run, and since every write is keyed on remote ids nothing is imported twice;
+- then orders, one page at a time. Each page is one transaction. The page's new orders (no cancelled item, refund or
+  chargeback yet) are created together with bulk inserts, then pretix's ``order_placed`` / ``order_paid`` signals are
+  sent per order; everything else (updates, and any order the bulk path cannot take) goes one order at a time, each
+  in a savepoint (an order that cannot be imported is skipped with its reason and the others go on). The cursor is
+  saved with the page: a sync that dies is resumed by the next run, and since every write is keyed on remote ids
+  nothing is imported twice;
 - quotas count the imported tickets, but an import is never refused for quota (``force``): the report says so;
 - one sync per event at a time, across workers (a conditional UPDATE on the link claims it).
 """
@@ -513,9 +516,15 @@ class Sync:
             return set()
         for b in built:
             order = b["order"]
-            order_placed.send(self.event, order=order, bulk=True)
-            if order.status == Order.STATUS_PAID:
-                order_paid.send(self.event, order=order)
+            try:
+                with transaction.atomic():
+                    order_placed.send(self.event, order=order, bulk=True)
+                    if order.status == Order.STATUS_PAID:
+                        order_paid.send(self.event, order=order)
+            except Exception as e:  # noqa: B902 - the order is imported; a failing receiver is reported, it does not stop the page
+                logger.exception("a receiver of order_placed/order_paid failed for the imported order %s", order.code)
+                self.report.warnings.append(_("Order {code}: a plugin failed while processing the new order ({error}).").format(
+                    code=order.code, error=type(e).__name__))
             if self.link.send_emails:
                 self._send_confirmation(order)
         self._page_quota_warnings({op.item_id for b in built for op in b["positions"]})
