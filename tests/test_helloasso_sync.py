@@ -1,5 +1,6 @@
 """The sync engine against the fake HelloAsso over HTTP: full import, re-sync, refunds, chargebacks, quotas, interruptions."""
 import copy
+import json
 from decimal import Decimal
 
 import pytest
@@ -290,25 +291,30 @@ def test_one_sync_per_event_at_a_time(linked, ha_connected, admin_client, django
 
 @pytest.mark.django_db
 def test_sync_killed_in_the_middle_of_a_page_is_resumed_without_loss_or_duplicate(linked, ha_connected, monkeypatch):
-    from pretix.base.models import OrderPayment
+    from django.apps import apps
+
+    from pretix.base.signals import order_placed
 
     for i in range(10):
         ha_connected.add_order({**PAYER, "email": f"k{i}@example.org"}, [{"tier": 14587202, "user": ("K", str(i))}])
-    real_confirm, calls = OrderPayment.confirm, []
+    calls = []
 
-    def dying_confirm(self, *args, **kwargs):  # the worker is killed while importing the 6th paid order of the page
+    def dying(sender, order, **kwargs):  # the worker is killed while importing the 6th order of the page
         calls.append(1)
         if len(calls) == 6:
             raise KeyboardInterrupt()
-        return real_confirm(self, *args, **kwargs)
 
-    monkeypatch.setattr(OrderPayment, "confirm", dying_confirm)
-    with pytest.raises(KeyboardInterrupt):
-        run_sync(linked)
+    setattr(dying, "__mocked_app", apps.get_app_config("pretix_helloasso_bridge"))  # pretix's own way to attribute a test receiver
+    order_placed.connect(dying, dispatch_uid="test_helloasso_dying")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sync(linked)
+    finally:
+        order_placed.disconnect(dispatch_uid="test_helloasso_dying")
+    assert len(calls) == 6
     with scopes_disabled():
         assert Order.objects.filter(event=linked).count() == 0  # the page's transaction was rolled back as a whole
         assert not FormLink.objects.get(event=linked).cursor
-    monkeypatch.setattr(OrderPayment, "confirm", real_confirm)
     report = sync(linked)
     assert report.orders_created == 13
     with scopes_disabled():
@@ -361,3 +367,39 @@ def test_pay_what_you_want_rate_and_vat(linked, ha_connected):
         item = RemoteObject.objects.get(event=linked, kind="product", remote_id="14587299").item
         assert item.free_price and item.default_price == Decimal("5.00") and item.tax_rule.rate == Decimal("5.50")
         assert not item.all_sales_channels and [c.identifier for c in item.limit_sales_channels.all()] == ["helloasso"]
+
+
+@pytest.mark.django_db
+def test_imported_orders_reach_the_organisers_webhooks(linked, ha_connected, django_capture_on_commit_callbacks):
+    """New orders are bulk-inserted: their log entries still go to pretix's webhooks when the organiser has one."""
+    from pretix.api.models import WebHook, WebHookCall
+
+    with scopes_disabled():
+        wh = WebHook.objects.create(organizer=linked.organizer, target_url=ha_connected.url + "/pretix-webhook", all_events=True)
+        wh.listeners.create(action_type="pretix.event.order.placed")
+    with django_capture_on_commit_callbacks(execute=True):
+        report = sync(linked)
+    assert report.orders_created == 3
+    with scopes_disabled():
+        payloads = [json.loads(c.payload) for c in WebHookCall.objects.filter(webhook=wh)]  # the fake answers 404: pretix retries
+        assert {p["action"] for p in payloads} == {"pretix.event.order.placed"}
+        assert {p["code"] for p in payloads} == {o.code for o in orders_of(linked).values()}
+    assert ha_connected.received("POST", "/pretix-webhook")
+
+
+@pytest.mark.django_db
+def test_new_orders_are_imported_in_bulk(linked, ha_connected, django_assert_max_num_queries):
+    """A page of new orders costs a bounded number of queries, not dozens per order (the bench measures the speed).
+
+    What is left per order is mostly pretix's own order_placed / order_paid receivers (a savepoint each), as for its CSV import."""
+    for i in range(40):
+        ha_connected.add_order({**PAYER, "email": f"b{i}@example.org"},
+                               [{"tier": 14587201, "user": ("B", str(i)), "answers": {5501231: "M"}},
+                                {"tier": 14587202, "user": ("C", str(i))}])
+    with django_assert_max_num_queries(800):
+        report = sync(linked)
+    assert report.orders_created == 43 and not report.skipped
+    with scopes_disabled():
+        order = orders_of(linked)[str(max(ha_connected.orders))]
+        assert order.status == Order.STATUS_PAID and order.positions.count() == 2
+        assert {str(a.question.question): a.answer for p in order.positions.all() for a in p.answers.all()}.get("Taille") in (None, "M")
