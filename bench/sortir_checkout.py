@@ -38,7 +38,7 @@ def build_world(apras_url, token):
     from pretix.base.models import Event, Item, Organizer, Quota
 
     from pretix_integrations_core import crypto
-    from pretix_sortir.models import SortirProduct
+    from pretix_sortir.products import set_flags
 
     with scopes_disabled():
         org = Organizer.objects.create(name="Bench", slug="bench")
@@ -52,7 +52,7 @@ def build_world(apras_url, token):
         sortir = Item.objects.create(event=event, name="Sortir!", default_price=Decimal("0.00"), admission=True)
         q = Quota.objects.create(event=event, name="All", size=None)
         q.items.add(plain, sortir)
-        SortirProduct.objects.create(event=event, item=sortir)
+        set_flags(event, sortir, whole_item=True, variation_ids=[])  # as the product page does (personalized ticket)
     return event, plain, sortir
 
 

@@ -162,10 +162,14 @@ def _offline_instance():
 def _ensure_sortir_product(event):
     """The "Tarif Sortir!" ticket asks for a Sortir! card (idempotent, also for demo data made before this existed)."""
     from pretix_sortir.models import SortirProduct
+    from pretix_sortir.products import personalize, set_flags
 
     item = event.items.filter(default_price=Decimal("4.50")).first()
-    if item is not None and not SortirProduct.objects.filter(item=item).exists():
-        SortirProduct.objects.create(event=event, item=item)
+    if item is None:
+        return
+    if not SortirProduct.objects.filter(item=item).exists():
+        set_flags(event, item, whole_item=True, variation_ids=[])  # as the product page does
+    personalize(item)  # demo data made before Sortir! tickets were listed one per line
 
 
 def bootstrap_demo() -> DemoObjects:

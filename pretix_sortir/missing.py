@@ -27,7 +27,6 @@ from .checkout import show_card
 from .holds import CardError, ask_apras, digest, normalize, requires_card
 from .models import CardUsage
 
-
 ORDERS_WITHOUT_CARD = "pretix_sortir_orders_without_card"
 REFUSE, ALLOW = "refuse", "allow"
 settings_hierarkey.add_default(ORDERS_WITHOUT_CARD, REFUSE, str)

@@ -132,6 +132,8 @@ def test_demo_sortir_ticket_requires_a_card():
     with scopes_disabled():
         flagged = SortirProduct.objects.filter(event=objs.event)
         assert flagged.count() == 1 and flagged.get().item.default_price == Decimal("4.50")
+        item = flagged.get().item
+        assert item.admission and item.personalized  # so each ticket is listed with its own card
 
 
 @pytest.mark.django_db
