@@ -250,7 +250,8 @@ class HelloAssoProvider(Provider):
                 if oid and oid not in ids:
                     ids.append(oid)
             token = (page.get("pagination") or {}).get("continuationToken")
-            if not token:
+            # a short page is the last one (saves the call for the empty page of a sync with nothing new)
+            if not token or len(data) < PAGE_SIZE:
                 break
         return ids
 
