@@ -842,15 +842,7 @@ class Sync:
         return changed
 
     def _quota_warnings(self, order):
-        for q in Quota.objects.filter(event=self.event, items__in=order.positions.values("item"), size__isnull=False).distinct():
-            if q.pk in self.warned_quotas:
-                continue
-            sold = OrderPosition.objects.filter(order__event=self.event, order__status__in=(Order.STATUS_PAID, Order.STATUS_PENDING),
-                                                item__in=q.items.all()).count()
-            if sold > q.size:
-                self.warned_quotas.add(q.pk)
-                self.report.warnings.append(_("Quota “{name}” is exceeded: {sold} tickets for {size} places.").format(
-                    name=q.name, sold=sold, size=q.size))
+        self._page_quota_warnings(order.positions.values("item"))
 
 
 class SkipOrder(Exception):
