@@ -407,27 +407,35 @@ def test_new_orders_are_imported_in_bulk(linked, ha_connected, django_assert_max
 
 @pytest.mark.django_db
 def test_sync_with_nothing_new_is_cheap_and_changes_nothing(linked, ha_connected, django_assert_max_num_queries):
-    """Orders inside the safety overlap are re-read but, unchanged, they skip the update path; at most 3 API calls."""
+    """More than a page of orders inside the safety overlap: a sync with nothing new still makes at most 3 API calls
+    (the form, one page of items and one of payments by update date) and re-reads no order; changes are still caught."""
     added = [ha_connected.add_order({**PAYER, "email": f"b{i}@example.org"}, [{"tier": 14587201, "user": ("Paul", "Durand")}])
-             for i in range(40)]
+             for i in range(140)]
     first = sync(linked, full=True)
-    assert first.orders_created == 43  # 40 new and the fake's 3
+    assert first.orders_created == 143  # 140 new and the fake's 3
     with scopes_disabled():
         state = lambda: [(o.code, o.status, o.total, o.payments.count(), o.refunds.count())  # noqa: E731
                          for o in Order.objects.filter(event=linked).order_by("code")]
         before, logs = state(), LogEntry.objects.filter(event=linked).count()
     for _ in range(2):
         ha_connected.reset()
-        with django_assert_max_num_queries(60):  # not a few queries per re-read order
+        with django_assert_max_num_queries(60):
             again = sync(linked)
         assert (again.orders_created, again.orders_updated, again.orders_cancelled, again.orders_refunded, again.skipped) == (0, 0, 0, 0, [])
-        assert again.orders_seen >= 40  # the overlap was read
-        assert again.api_calls <= 3, [(r.method, r.path) for r in ha_connected.received()]
+        calls = [(r.method, r.path) for r in ha_connected.received()]
+        assert again.api_calls <= 3 and len(calls) <= 3, calls
+        assert not ha_connected.received("GET", r"/orders$")  # nothing re-read
         with scopes_disabled():
             assert state() == before and LogEntry.objects.filter(event=linked).count() == logs
-    # a change inside the overlap is still applied (the skip compares the whole order)
+    # changes inside the overlap are still applied: a refund, a new order, a late order dated before the newest one
     ha_connected.refund_payment(added[5]["payments"][0]["id"], 1000)
+    new = ha_connected.add_order({**PAYER, "email": "new@example.org"}, [{"tier": 14587202, "user": ("N", "Ew")}])
+    late = ha_connected.add_order({**PAYER, "email": "late@example.org"}, [{"tier": 14587202, "user": ("L", "Ate")}],
+                                  date=added[3]["date"])
     report = sync(linked)
-    assert report.orders_refunded == 1 and report.orders_updated == 1
+    assert (report.orders_refunded, report.orders_updated, report.orders_created) == (1, 1, 2)
     with scopes_disabled():
         assert [r.amount for r in orders_of(linked)[str(added[5]["id"])].refunds.all()] == [Decimal("10.00")]
+        assert {str(new["id"]), str(late["id"])} <= set(orders_of(linked))
+    ha_connected.reset()
+    assert sync(linked).api_calls <= 3

@@ -218,7 +218,7 @@ class BulkOrderImport:
             logs.append(order.log_action("pretix.event.order.placed", data={"source": self.provider.identifier, "helloasso_order_id": remote.remote_id},
                                          save=False))
             mapping.append(RemoteObject(event=event, kind=RemoteObject.ORDER, remote_id=str(remote.remote_id), order=order,
-                                        synced={"fp": fingerprint(remote)}))
+                                        synced={"fp": fingerprint(remote), "v": remote.versions}))
             for op in b["positions"]:
                 mapping.append(RemoteObject(event=event, kind=RemoteObject.POSITION, remote_id=str(op._ha_remote_id), order=order, position=op))
             b["payments"] = []

@@ -27,6 +27,8 @@ from .order_update import OrderUpdate
 from .payments import PaymentsAndRefunds
 
 OVERLAP = timedelta(minutes=30)
+#: more changed orders than this are re-read with the orders listing rather than one request each
+REFETCH_ONE_BY_ONE = 20
 #: a sync that has been "running" longer than this is considered dead and may be taken over
 STALE_RUN = timedelta(minutes=30)
 #: after this many failed syncs in a row the link's status becomes "error" and the organiser is notified
@@ -117,11 +119,28 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
     # -- orders ------------------------------------------------------------------------------------
 
     def sync_orders(self):
+        """
+        A first import or a full re-scan reads every order of the form. Afterwards, each sync asks the provider what
+        changed since the last complete scan started (minus the safety overlap, so late changes are caught), newest
+        first, and stops as soon as a page holds only changes already applied: a sync with nothing new reads one page
+        of each listing, however many orders the overlap holds. New orders found there are read with the orders
+        listing from the oldest one's date (pages, bulk inserts); changed known orders are re-fetched one by one,
+        or re-read with the listing when there are many.
+        """
         link = FormLink.objects.get(pk=self.link.pk)
-        cursor = link.cursor or None
-        since = None if (self.full or cursor or not link.scanned_until) else link.scanned_until - OVERLAP
-        seen, newest = set(), link.scanned_until
-        for n, page in enumerate(self.provider.changed_orders(link.form_ref, since=since, cursor=cursor), start=1):
+        started = now()
+        seen = set()
+        if self.full or link.cursor or not link.scanned_until:
+            # a full scan, or the resumption of an interrupted one (the cursor is after its last committed page)
+            seen |= self.scan_orders(link, since=None, cursor=None if self.full else (link.cursor or None))
+        if not self.full and link.scanned_until:
+            self.apply_recent_changes(link, link.scanned_until - OVERLAP, seen)
+        FormLink.objects.filter(pk=link.pk).update(cursor="", scanned_until=started)
+
+    def scan_orders(self, link, *, since, cursor):
+        """Read the orders listing (dated from ``since``, or all), one transaction per page; returns the remote ids read."""
+        seen = set()
+        for page in self.provider.changed_orders(link.form_ref, since=since, cursor=cursor):
             with transaction.atomic():
                 # fingerprints of the page's known orders, in one query: unchanged orders (the safety overlap) are skipped
                 known = dict(RemoteObject.objects.filter(event=self.event, kind=RemoteObject.ORDER, order__isnull=False,
@@ -131,22 +150,48 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
                 self.report.orders_seen += len(unchanged)
                 done = self._create_bulk([r for r in page.orders if r.remote_id not in unchanged])
                 for remote in page.orders:
-                    if remote.remote_id not in done and remote.remote_id not in unchanged:
+                    if remote.remote_id in unchanged:
+                        self._remember_versions(remote.remote_id, known[str(remote.remote_id)], remote)
+                    elif remote.remote_id not in done:
                         self.apply(remote)
                     seen.add(remote.remote_id)
-                    if remote.date and (newest is None or remote.date > newest):
-                        newest = remote.date
                 # the cursor advances with the page, in the same transaction
-                FormLink.objects.filter(pk=link.pk).update(cursor=page.cursor or "", scanned_until=newest)
+                FormLink.objects.filter(pk=link.pk).update(cursor=page.cursor or "")
                 self.report.save()
             self.set_progress(_("{count} orders read").format(count=self.report.orders_seen))
-        if since is not None and hasattr(self.provider, "updated_order_ids"):
-            # refunds, chargebacks and installments of older orders change the payments, not the order date
-            updates_since = link.last_success - OVERLAP if link.last_success else since
-            for remote_id in self.provider.updated_order_ids(link.form_ref, updates_since):
-                if remote_id not in seen and lookup(self.event, RemoteObject.ORDER, remote_id):
-                    self.apply_one(remote_id)
-        FormLink.objects.filter(pk=link.pk).update(cursor="", scanned_until=newest)
+        return seen
+
+    def _remember_versions(self, remote_id, synced, remote):
+        """The order's data did not change but its version markers did: remember them, so the change is not listed again."""
+        if (synced or {}).get("v") != remote.versions:
+            RemoteObject.objects.filter(event=self.event, kind=RemoteObject.ORDER, remote_id=str(remote_id)).update(
+                synced={**(synced or {}), "v": remote.versions})
+
+    def pending_changes(self, changes):
+        """The changes whose version was not applied yet (one query for the page): new orders, changed orders."""
+        stored = dict(RemoteObject.objects.filter(event=self.event, kind=RemoteObject.ORDER, order__isnull=False,
+                                                  remote_id__in={c.order_id for c in changes}).values_list("remote_id", "synced"))
+        return [c for c in changes if c.order_id and (c.order_id not in stored or c.version not in (stored[c.order_id] or {}).get("v", ()))]
+
+    def apply_recent_changes(self, link, not_before, seen):
+        changes = self.provider.recent_changes(link.form_ref, not_before, self.pending_changes)
+        if changes is None:  # the provider cannot list changes: re-read the orders dated from then on
+            self.scan_orders(link, since=not_before, cursor=None)
+            return
+        known = set(RemoteObject.objects.filter(event=self.event, kind=RemoteObject.ORDER, order__isnull=False,
+                                                remote_id__in={c.order_id for c in changes}).values_list("remote_id", flat=True))
+        new = [c for c in changes if c.order_id not in known and c.order_id not in seen]
+        changed = list(dict.fromkeys(c.order_id for c in changes if c.order_id in known and c.order_id not in seen))
+        if new or len(changed) > REFETCH_ONE_BY_ONE:
+            dates = [c.order_date for c in new] + ([c.order_date for c in changes if c.order_id in changed] if len(changed) > REFETCH_ONE_BY_ONE else [])
+            since = min(dates) if dates and all(dates) else None
+            seen |= self.scan_orders(link, since=since, cursor=None)
+        for remote_id in changed:
+            if remote_id not in seen:
+                self.apply_one(remote_id)
+        for remote_id in dict.fromkeys(c.order_id for c in new):
+            if remote_id not in seen:  # listed as changed but not in the orders listing (yet): read it alone
+                self.apply_one(remote_id)
 
     def apply_one(self, remote_id):
         """Re-fetch one order from the API (webhooks) and import it."""
@@ -159,20 +204,21 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
             self.report.save()
 
     def apply(self, remote: P.RemoteOrder):
+        """Create or update one order (each in a savepoint: one that fails is reported, the others go on)."""
         self.report.orders_seen += 1
         try:
             with transaction.atomic():
                 ro = lookup(self.event, RemoteObject.ORDER, remote.remote_id)
                 fp = fingerprint(remote)
                 if ro and ro.order:
-                    # orders re-read in the safety overlap are mostly unchanged: skip the update path for them
-                    if ro.synced.get("fp") == fp:
+                    if ro.synced.get("fp") == fp:  # same data (re-read in the overlap, or only a newer update date)
+                        self._remember_versions(ro.remote_id, ro.synced, remote)
                         return
                     self._update(ro.order, remote)
                 else:
                     self._create(remote)
                     ro = lookup(self.event, RemoteObject.ORDER, remote.remote_id)
-                RemoteObject.objects.filter(pk=ro.pk).update(synced={**(ro.synced or {}), "fp": fp})
+                RemoteObject.objects.filter(pk=ro.pk).update(synced={**(ro.synced or {}), "fp": fp, "v": remote.versions})
         except SkipOrder as e:
             self.report.skipped.append({"remote_id": remote.remote_id, "reason": str(e)})
         except Exception as e:  # noqa: B902 - one bad order must not stop the others; it is reported
