@@ -482,7 +482,7 @@ def test_items_added_later_become_new_positions_once(linked, ha_connected):
 @pytest.mark.django_db
 def test_cancelled_item_of_a_free_order_is_caught_by_the_incremental_sync(linked, ha_connected):
     free = ha_connected.add_order(PAYER, [{"tier": 14587203, "user": ("Lou", "Durand")}, {"tier": 14587203, "user": ("Léo", "Durand")}],
-                                 date=OLD)  # older than the overlap: only the update date says it changed
+                                  date=OLD)  # older than the overlap: only the update date says it changed
     sync(linked)
     with scopes_disabled():
         order = orders_of(linked)[str(free["id"])]
