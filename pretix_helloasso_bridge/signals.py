@@ -1,11 +1,14 @@
 """Signal receivers of pretix_helloasso_bridge; they delegate to the modules that do the work."""
+from decimal import Decimal, InvalidOperation
+
 from django.dispatch import receiver
+from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from pretix.base.logentrytypes import EventLogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.signals import periodic_task, register_notification_types, register_payment_providers
-from pretix.control.signals import nav_event, nav_organizer
+from pretix.control.signals import nav_event, nav_organizer, order_info
 
 from . import config  # NOQA: F401 - registers the settings defaults
 
@@ -41,6 +44,22 @@ def nav_event_entry(sender, request, **kwargs):
         "active": bool(request.resolver_match) and request.resolver_match.namespace == "plugins:pretix_helloasso_bridge",
         "icon": "exchange",
     }]
+
+
+@receiver(order_info, dispatch_uid="pretix_helloasso_bridge_order_info")
+def order_panel(sender, order, request, **kwargs):
+    """The HelloAsso order number, promo codes and discount of an imported order, on its page in the backend."""
+    meta = order.api_meta or {}
+    if not meta.get("helloasso_order_id"):
+        return ""
+    try:
+        discount = Decimal(meta.get("helloasso_discount") or "0")
+    except InvalidOperation:
+        discount = Decimal("0")
+    return get_template("pretix_helloasso_bridge/order_info.html").render({
+        "helloasso_order_id": meta["helloasso_order_id"], "promo_codes": meta.get("helloasso_promo_codes") or [], "discount": discount,
+        "currency": sender.currency,
+    }, request=request)
 
 
 @receiver(periodic_task, dispatch_uid="pretix_helloasso_bridge_periodic")

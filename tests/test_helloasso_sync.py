@@ -497,3 +497,28 @@ def test_cancelled_item_of_a_free_order_is_caught_by_the_incremental_sync(linked
     with scopes_disabled():
         order.refresh_from_db()
         assert order.status == Order.STATUS_CANCELED
+
+
+@pytest.mark.django_db
+def test_promo_code_and_discount_on_the_order_page_and_in_the_api(linked, ha_connected, admin_client, organizer):
+    new = ha_connected.add_order(PAYER, [{"tier": 14587201, "user": ("Paul", "Durand"), "discount": {"code": "AMIS2026", "amount": 500}},
+                                         {"tier": 14587202, "user": ("Eva", "Durand")}], date=OLD)
+    sync(linked)
+    with scopes_disabled():
+        order = orders_of(linked)[str(new["id"])]
+        token = Team.objects.create(organizer=organizer, name="R", all_events=True,
+                                    limit_event_permissions={"event.orders:read": True}).tokens.create(name="r").token
+    page = admin_client.get(f"/control/event/{organizer.slug}/{linked.slug}/orders/{order.code}/").content.decode()
+    assert "HelloAsso order" in page and str(new["id"]) in page
+    assert '<dd class="helloasso-promo-codes">AMIS2026</dd>' in page and "€5.00" in page
+    r = admin_client.get(f"/api/v1/organizers/{organizer.slug}/events/{linked.slug}/orders/{order.code}/", HTTP_AUTHORIZATION=f"Token {token}")
+    assert r.json()["api_meta"] == {"helloasso_order_id": str(new["id"]), "helloasso_promo_codes": ["AMIS2026"], "helloasso_discount": "5.00"}
+    # a ticket added later with another code
+    extra = ha_connected.add_order(PAYER, [{"tier": 14587201, "user": ("Zoé", "Durand"), "discount": {"code": "ZOE", "amount": 1000}}])
+    move_into(ha_connected, new["id"], extra)
+    sync(linked)
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.api_meta["helloasso_promo_codes"] == ["AMIS2026", "ZOE"] and order.api_meta["helloasso_discount"] == "15.00"
+    page = admin_client.get(f"/control/event/{organizer.slug}/{linked.slug}/orders/{order.code}/").content.decode()
+    assert '<dd class="helloasso-promo-codes">AMIS2026, ZOE</dd>' in page

@@ -15,6 +15,7 @@ from .. import providers as P
 from ..models import RemoteObject
 from .catalogue import sales_channel
 from .errors import SkipOrder
+from .order_create import promo_codes, promo_meta
 from .remote_ids import fingerprint
 
 logger = logging.getLogger(__name__)
@@ -129,11 +130,10 @@ class BulkOrderImport:
                     positions.append(op)
             except SkipOrder:
                 continue  # the usual path says why
-            promo = sorted({p.promo_code for p in remote.positions if p.promo_code})
-            discount = sum((p.discount for p in remote.positions), Decimal("0.00"))
+            promo, discount = promo_codes(remote)
             order.comment = _("HelloAsso promo code: {codes} (discount {amount} {currency})").format(
                 codes=", ".join(promo), amount=discount, currency=self.event.currency) if promo else ""
-            order.api_meta = {"helloasso_order_id": remote.remote_id, "helloasso_promo_codes": promo, "helloasso_discount": str(discount)}
+            order.api_meta = {"helloasso_order_id": remote.remote_id, **promo_meta(remote)}
             ia = None
             if remote.street or remote.city or remote.company or remote.country:
                 ia = InvoiceAddress(is_business=bool(remote.company), company=remote.company, street=remote.street, zipcode=remote.zipcode,

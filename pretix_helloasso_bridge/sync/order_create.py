@@ -21,6 +21,18 @@ from .remote_ids import remember
 logger = logging.getLogger(__name__)
 
 
+def promo_codes(remote: P.RemoteOrder):
+    """The promo codes used in the order (sorted) and the discount they gave."""
+    return (sorted({p.promo_code for p in remote.positions if p.promo_code}),
+            sum((p.discount for p in remote.positions), Decimal("0.00")))
+
+
+def promo_meta(remote: P.RemoteOrder) -> dict:
+    """What the order keeps of its promo codes (in ``api_meta``: shown on the order page, read through pretix's order API)."""
+    codes, discount = promo_codes(remote)
+    return {"helloasso_promo_codes": codes, "helloasso_discount": str(discount)}
+
+
 class OrderCreation:
     def _create(self, remote: P.RemoteOrder):
         from pretix.api.serializers.order import OrderCreateSerializer
@@ -49,8 +61,7 @@ class OrderCreation:
             if pos.secret and not pos.addon_to and not OrderPosition.all.filter(order__event=self.event, secret=pos.secret).exists():
                 data["secret"] = pos.secret
             positions.append(data)
-        promo = sorted({p.promo_code for p in remote.positions if p.promo_code})
-        discount = sum((p.discount for p in remote.positions), Decimal("0.00"))
+        promo, discount = promo_codes(remote)
         comment = ""
         if promo:
             comment = _("HelloAsso promo code: {codes} (discount {amount} {currency})").format(
@@ -63,7 +74,7 @@ class OrderCreation:
         payload = {
             "email": remote.email, "locale": self.event.settings.locale, "sales_channel": self.provider.identifier, "status": "n", "force": True,
             "send_email": False, "valid_if_pending": True, "positions": positions, "comment": comment,
-            "api_meta": {"helloasso_order_id": remote.remote_id, "helloasso_promo_codes": promo, "helloasso_discount": str(discount)},
+            "api_meta": {"helloasso_order_id": remote.remote_id, **promo_meta(remote)},
         }
         if address:
             payload["invoice_address"] = address

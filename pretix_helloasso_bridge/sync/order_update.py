@@ -12,6 +12,7 @@ from pretix.base.services.orders import OrderChangeManager, OrderError, cancel_o
 from .. import providers as P
 from ..models import RemoteObject
 from .errors import SkipOrder
+from .order_create import promo_meta
 from .remote_ids import remember
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,11 @@ class OrderUpdate:
                   .select_related("position")}
         # tickets added first, so the payments that came with them find the new total
         changed = bool(self._add_positions(order, remote, mapped))
+        meta = promo_meta(remote)
+        if any(order.api_meta.get(k) != v for k, v in meta.items()):  # e.g. a ticket added later with a promo code
+            order.api_meta = {**order.api_meta, **meta}
+            Order.objects.filter(pk=order.pk).update(api_meta=order.api_meta)
+            changed = True
         changed |= self._payments(order, remote, new=False)
         order.refresh_from_db()
         # positions cancelled on the platform
