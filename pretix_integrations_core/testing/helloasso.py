@@ -31,6 +31,7 @@ which POSTs one to a URL, with ``x-ha-signature`` (§4.3, partner mode) when a s
 import base64
 import copy
 import datetime
+import functools
 import itertools
 import json
 import re
@@ -118,6 +119,12 @@ def parse_date(value):
     y, mo, d, h, mi, s, frac, tz = m.groups()
     tz = "+00:00" if tz in (None, "Z") else tz
     return datetime.datetime.fromisoformat(f"{y}-{mo}-{d}T{h}:{mi}:{s}.{(frac or '0').ljust(6, '0')[:6]}{tz}")
+
+
+@functools.lru_cache(maxsize=100000)
+def _parse_date_cached(value):
+    """:func:`parse_date` of the stored dates, remembered: listings sort thousands of rows per request."""
+    return parse_date(value)
 
 
 def _ticks(value):
@@ -453,13 +460,14 @@ class FakeHelloAsso(FakeServer):
             return _errors(404, "Form not found")
         with self._state_lock:
             orders = [o for o in self.orders.values() if (o["formType"], o["formSlug"]) == key]
+            # rows hold the stored data as is; only the page returned is copied (see _paginate)
             if what == "orders":
-                rows = [(o["date"], o["meta"]["updatedAt"], o["meta"]["createdAt"], o, copy.deepcopy(o)) for o in orders]
+                rows = [(o["date"], o["meta"]["updatedAt"], o["meta"]["createdAt"], o, o) for o in orders]
             elif what == "items":
-                rows = [(o["date"], o["meta"]["updatedAt"], o["meta"]["createdAt"], o, copy.deepcopy(self._item_view(o, i)))
+                rows = [(o["date"], o["meta"]["updatedAt"], o["meta"]["createdAt"], o, self._item_view(o, i))
                         for o in orders for i in o["items"]]
             else:
-                rows = [(p["date"], p["meta"]["updatedAt"], p["meta"]["createdAt"], o, copy.deepcopy(self._payment_view(o, p)))
+                rows = [(p["date"], p["meta"]["updatedAt"], p["meta"]["createdAt"], o, self._payment_view(o, p))
                         for o in orders for p in o["payments"]]
         if what != "orders":
             states = req.query.get("states" if what == "payments" else "itemStates")
@@ -482,13 +490,13 @@ class FakeHelloAsso(FakeServer):
         needle = (req.arg("userSearchKey") or "").lower()
         selected = []
         for row in rows:
-            when, data = parse_date(row[0]), row[4]
+            when, data = _parse_date_cached(row[0]), row[4]
             people = [row[3]["payer"], *(i.get("user", {}) for i in row[3]["items"])]
             if (start and when < start) or (end and when >= end):
                 continue
             if needle and not any(needle in str(p.get(k, "")).lower() for p in people for k in ("firstName", "lastName", "email")):
                 continue
-            selected.append(((parse_date(row[field]), data["id"]), row[2], data))
+            selected.append(((_parse_date_cached(row[field]), data["id"]), row[2], data))
         selected.sort(key=lambda r: r[0], reverse=order == "Desc")
         token = req.arg("continuationToken")
         if token:
@@ -508,7 +516,8 @@ class FakeHelloAsso(FakeServer):
             token = re.sub(r"\D", "", last[1])[:14] + f"_{last[2]['id']}"
             with self._state_lock:
                 self._cursors[token] = last[0]
-        data = [r[2] for r in page]
+        with self._state_lock:
+            data = [copy.deepcopy(r[2]) for r in page]
         for obj in data if not details else []:  # customFields (and, on items, options) only with withDetails=true
             for item in obj["items"] if what == "orders" else [obj] if what == "items" else []:
                 item.pop("customFields", None)
