@@ -48,7 +48,15 @@ def start_sync(event, *, trigger="manual", full=False):
 
 @app.task(base=EventTask, bind=True, acks_late=True)
 def import_order(self, event, remote_id):
-    """A webhook said this order changed: re-fetch it from the API (the payload is never trusted) and import it."""
+    """
+    A webhook said this order changed: re-fetch it from the API (the payload is never trusted) and import it.
+
+    Nothing is skipped on the strength of a notification: every accepted one re-fetches the order, so a duplicate, late
+    or out-of-order notification (a Payment before its Order, an old state after a newer one) only re-applies the API's
+    current state, which the fingerprint makes a no-op. The only shortcuts are the inbound view's acknowledgement of a
+    byte-identical re-delivery (the first one was re-fetched) and, without Celery, dropping a notification while a sync
+    runs; neither loses a change: the order's new version was not applied, so the next sync lists it as changed.
+    """
     from .config import provider_for
 
     link = FormLink.objects.filter(event=event).first()
@@ -59,7 +67,7 @@ def import_order(self, event, remote_id):
     try:
         sync.claim()
     except SyncAlreadyRunning:
-        # the running sync may already be past this order: try again shortly
+        # the running sync may already be past this order: try again shortly (inline, the next sync catches it)
         if app.conf.task_always_eager:
             return
         raise self.retry(countdown=30, max_retries=20)
