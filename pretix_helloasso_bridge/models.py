@@ -30,7 +30,7 @@ class FormLink(LoggedModel):
     webhook_secret = models.TextField(blank=True, default="")
     #: continuationToken after the last committed page of an unfinished scan (the next run resumes there)
     cursor = models.CharField(max_length=190, blank=True, default="")
-    #: date of the newest order seen by the last complete scan (the next scan starts there, minus an overlap)
+    #: when the last complete scan started (the next sync lists the changes since then, minus an overlap)
     scanned_until = models.DateTimeField(null=True, blank=True)
     last_success = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")

@@ -439,6 +439,13 @@ def test_sync_with_nothing_new_is_cheap_and_changes_nothing(linked, ha_connected
         assert {str(new["id"]), str(late["id"])} <= set(orders_of(linked))
     ha_connected.reset()
     assert sync(linked).api_calls <= 3
+    # a late order dated long before the window is fetched alone, not by re-reading every order since its date
+    older = ha_connected.add_order({**PAYER, "email": "older@example.org"}, [{"tier": 14587202, "user": ("O", "Ld")}], date=OLD)
+    ha_connected.reset()
+    report = sync(linked)
+    assert report.orders_created == 1 and report.api_calls <= 4 and not ha_connected.received("GET", r"/orders$")
+    with scopes_disabled():
+        assert str(older["id"]) in orders_of(linked)
 
 
 OLD = "2026-03-01T10:00:00.1234567+01:00"
@@ -522,3 +529,22 @@ def test_promo_code_and_discount_on_the_order_page_and_in_the_api(linked, ha_con
         assert order.api_meta["helloasso_promo_codes"] == ["AMIS2026", "ZOE"] and order.api_meta["helloasso_discount"] == "15.00"
     page = admin_client.get(f"/control/event/{organizer.slug}/{linked.slug}/orders/{order.code}/").content.decode()
     assert '<dd class="helloasso-promo-codes">AMIS2026, ZOE</dd>' in page
+
+
+@pytest.mark.django_db
+def test_changes_behind_a_page_of_orders_imported_by_webhooks_are_caught(linked, ha_connected):
+    """The early stop trusts only what a scan read: a refund without a notification, followed by more than a page of
+    orders that webhooks imported (their changes are applied but newer than the last scan), is still found."""
+    from pretix_helloasso_bridge.tasks import import_order
+
+    sync(linked)
+    ha_connected.refund_payment(104771203)  # order A; its notification never arrives
+    for i in range(101):
+        o = ha_connected.add_order({**PAYER, "email": f"w{i}@example.org"}, [{"tier": 14587202, "user": ("W", str(i))}])
+        import_order.apply(kwargs={"event": linked.pk, "remote_id": str(o["id"])})
+    with scopes_disabled():
+        assert Order.objects.filter(event=linked).count() == 104
+    report = sync(linked)
+    assert report.orders_cancelled == 1 and report.orders_created == 0
+    with scopes_disabled():
+        assert orders_of(linked)["128450311"].status == Order.STATUS_CANCELED

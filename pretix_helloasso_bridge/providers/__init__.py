@@ -180,12 +180,13 @@ class Provider:
     def fetch_order(self, remote_id: str) -> RemoteOrder:
         raise NotImplementedError
 
-    def recent_changes(self, form_ref: str, not_before: datetime, pending: Callable[[List[OrderChange]], List[OrderChange]]
-                       ) -> Optional[List[OrderChange]]:
+    def recent_changes(self, form_ref: str, not_before: datetime, last_scan: Optional[datetime],
+                       pending: Callable[[List[OrderChange]], List[OrderChange]]) -> Optional[List[OrderChange]]:
         """
         Changes of the form's orders (new orders, cancelled tickets, payments, refunds, chargebacks), newest first,
-        down to ``not_before``. ``pending`` gets each page of changes and returns those not applied yet; a page with
-        none ends the reading early (everything older was applied too). Returns the pending changes, or None when the
-        platform cannot list changes (the engine then re-reads the orders dated from ``not_before``).
+        down to ``not_before``. ``pending`` gets each page of changes and returns those not applied yet. The reading
+        may end early on a page whose oldest change was applied and is older than ``last_scan`` (when the previous
+        scan started: it read everything older). Returns the pending changes, or None when the platform cannot list
+        changes (the engine then re-reads the orders dated from ``not_before``).
         """
         return None

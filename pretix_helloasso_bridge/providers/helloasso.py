@@ -239,12 +239,13 @@ class HelloAssoProvider(Provider):
                 return
             token = next_token
 
-    def recent_changes(self, form_ref, not_before, pending) -> List[OrderChange]:
+    def recent_changes(self, form_ref, not_before, last_scan, pending) -> List[OrderChange]:
         """
         What changed, newest first: the form's items by update date (new orders, late orders, cancelled tickets, free
         orders included) then its payments by update date (payments, installments, refunds, chargebacks of older orders).
-        Each listing stops at ``not_before``, or early on a page whose changes were all applied already, so a sync with
-        nothing new reads one page of each (see :meth:`Provider.recent_changes`).
+        Each listing stops at ``not_before``, or early on a page whose oldest change was applied already and is older
+        than ``last_scan``: the previous scan read from there on. A sync with nothing new reads one page of each (see
+        :meth:`Provider.recent_changes`).
         """
         form_type, slug = self.split_ref(form_ref)
         result = []
@@ -257,9 +258,11 @@ class HelloAssoProvider(Provider):
                 recent = [c for c in changes if not (c.updated and not_before and c.updated < not_before)]
                 todo = pending(recent) if recent else []
                 result += todo
+                oldest = recent[-1] if recent else None
+                settled = bool(oldest and oldest not in todo and oldest.updated and last_scan and oldest.updated < last_scan)
                 token = (page.get("pagination") or {}).get("continuationToken")
-                # older than the window, nothing left to apply on this page, a short page (the last one) or no token: done
-                if len(recent) < len(changes) or not todo or not token or len(data) < PAGE_SIZE:
+                # older than the window, settled, a short page (the last one) or no token: done
+                if len(recent) < len(changes) or settled or not token or len(data) < PAGE_SIZE:
                     break
         return result
 

@@ -122,8 +122,9 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
         """
         A first import or a full re-scan reads every order of the form. Afterwards, each sync asks the provider what
         changed since the last complete scan started (minus the safety overlap, so late changes are caught), newest
-        first, and stops as soon as a page holds only changes already applied: a sync with nothing new reads one page
-        of each listing, however many orders the overlap holds. New orders found there are read with the orders
+        first, and stops at a page whose oldest change was applied already and is older than the previous scan's start
+        (that scan read from there on; changes since then are all read, even those a webhook applied): a sync with
+        nothing new reads one page of each listing, however many orders the overlap holds. New orders found there are read with the orders
         listing from the oldest one's date (pages, bulk inserts); changed known orders are re-fetched one by one,
         or re-read with the listing when there are many.
         """
@@ -174,7 +175,7 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
         return [c for c in changes if c.order_id and (c.order_id not in stored or c.version not in (stored[c.order_id] or {}).get("v", ()))]
 
     def apply_recent_changes(self, link, not_before, seen):
-        changes = self.provider.recent_changes(link.form_ref, not_before, self.pending_changes)
+        changes = self.provider.recent_changes(link.form_ref, not_before, link.scanned_until, self.pending_changes)
         if changes is None:  # the provider cannot list changes: re-read the orders dated from then on
             self.scan_orders(link, since=not_before, cursor=None)
             return
@@ -182,16 +183,21 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
                                                 remote_id__in={c.order_id for c in changes}).values_list("remote_id", flat=True))
         new = [c for c in changes if c.order_id not in known and c.order_id not in seen]
         changed = list(dict.fromkeys(c.order_id for c in changes if c.order_id in known and c.order_id not in seen))
-        if new or len(changed) > REFETCH_ONE_BY_ONE:
-            dates = [c.order_date for c in new] + ([c.order_date for c in changes if c.order_id in changed] if len(changed) > REFETCH_ONE_BY_ONE else [])
-            since = min(dates) if dates and all(dates) else None
-            seen |= self.scan_orders(link, since=since, cursor=None)
-        for remote_id in changed:
-            if remote_id not in seen:
+        # new orders are read with the orders listing from the oldest one's date (pages, bulk inserts); a few dated
+        # before the window (late ones) are fetched alone rather than re-reading every order since their date
+        late = {c.order_id for c in new if not c.order_date or c.order_date < not_before}
+        if len(late) > REFETCH_ONE_BY_ONE:
+            late = set()
+        listed = [c for c in new if c.order_id not in late]
+        if len(changed) > REFETCH_ONE_BY_ONE:
+            listed += [c for c in changes if c.order_id in changed]
+        if listed:
+            dates = [c.order_date for c in listed]
+            seen |= self.scan_orders(link, since=min(dates) if all(dates) else None, cursor=None)
+        for remote_id in changed + list(dict.fromkeys(c.order_id for c in new)):
+            if remote_id not in seen:  # changed, late, or listed as new but not in the orders listing (yet): read it alone
                 self.apply_one(remote_id)
-        for remote_id in dict.fromkeys(c.order_id for c in new):
-            if remote_id not in seen:  # listed as changed but not in the orders listing (yet): read it alone
-                self.apply_one(remote_id)
+                seen.add(remote_id)
 
     def apply_one(self, remote_id):
         """Re-fetch one order from the API (webhooks) and import it."""
