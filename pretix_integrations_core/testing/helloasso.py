@@ -460,15 +460,14 @@ class FakeHelloAsso(FakeServer):
             return _errors(404, "Form not found")
         with self._state_lock:
             orders = [o for o in self.orders.values() if (o["formType"], o["formSlug"]) == key]
-            # rows hold the stored data as is; only the page returned is copied (see _paginate)
+            # rows hold the stored objects as they are (state, type and name read the same as on their views);
+            # only the page returned is turned into views and copied (see _paginate)
             if what == "orders":
                 rows = [(o["date"], o["meta"]["updatedAt"], o["meta"]["createdAt"], o, o) for o in orders]
             elif what == "items":
-                rows = [(o["date"], o["meta"]["updatedAt"], o["meta"]["createdAt"], o, self._item_view(o, i))
-                        for o in orders for i in o["items"]]
+                rows = [(o["date"], o["meta"]["updatedAt"], o["meta"]["createdAt"], o, i) for o in orders for i in o["items"]]
             else:
-                rows = [(p["date"], p["meta"]["updatedAt"], p["meta"]["createdAt"], o, self._payment_view(o, p))
-                        for o in orders for p in o["payments"]]
+                rows = [(p["date"], p["meta"]["updatedAt"], p["meta"]["createdAt"], o, p) for o in orders for p in o["payments"]]
         if what != "orders":
             states = req.query.get("states" if what == "payments" else "itemStates")
             rows = [r for r in rows if not states or r[4]["state"] in states]
@@ -496,7 +495,7 @@ class FakeHelloAsso(FakeServer):
                 continue
             if needle and not any(needle in str(p.get(k, "")).lower() for p in people for k in ("firstName", "lastName", "email")):
                 continue
-            selected.append(((_parse_date_cached(row[field]), data["id"]), row[2], data))
+            selected.append(((_parse_date_cached(row[field]), data["id"]), row[2], row))
         selected.sort(key=lambda r: r[0], reverse=order == "Desc")
         token = req.arg("continuationToken")
         if token:
@@ -513,11 +512,12 @@ class FakeHelloAsso(FakeServer):
         page = selected[offset:offset + size]
         if page:
             last = page[-1]
-            token = re.sub(r"\D", "", last[1])[:14] + f"_{last[2]['id']}"
+            token = re.sub(r"\D", "", last[1])[:14] + f"_{last[2][4]['id']}"
             with self._state_lock:
                 self._cursors[token] = last[0]
         with self._state_lock:
-            data = [copy.deepcopy(r[2]) for r in page]
+            view = {"orders": lambda o, obj: obj, "items": self._item_view, "payments": self._payment_view}[what]
+            data = [copy.deepcopy(view(r[2][3], r[2][4])) for r in page]
         for obj in data if not details else []:  # customFields (and, on items, options) only with withDetails=true
             for item in obj["items"] if what == "orders" else [obj] if what == "items" else []:
                 item.pop("customFields", None)
