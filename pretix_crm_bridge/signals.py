@@ -14,6 +14,7 @@ from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import contact_form_fields
 
 from . import config, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
+from .calendly import signals as calendly_signals  # NOQA: F401 - Calendly prospects
 
 
 @receiver(nav_organizer, dispatch_uid="pretix_crm_bridge_nav_organizer")

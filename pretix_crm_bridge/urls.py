@@ -11,3 +11,7 @@ urlpatterns = [
     re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/crm/orders/(?P<code>[0-9A-Z]+)/withdraw-consent/$",
             views.ConsentWithdrawView.as_view(), name="order.withdraw_consent"),
 ]
+
+from .calendly.urls import urlpatterns as calendly_urlpatterns  # NOQA: E402
+
+urlpatterns += calendly_urlpatterns
