@@ -12,7 +12,6 @@ to the organiser, so:
 """
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django_scopes import scopes_disabled
@@ -74,8 +73,8 @@ def schedule(logentry):
 
 
 def recipients(organizer, action_type, exclude_user=None):
-    teams = organizer.teams.filter(Q(all_organizer_permissions=True) | Q(limit_organizer_permissions__contains=READ_PERMISSION))
-    users = User.objects.filter(teams__in=[t for t in teams if t.has_organizer_permission(READ_PERMISSION)], is_active=True,
+    teams = [t for t in organizer.teams.all() if t.has_organizer_permission(READ_PERMISSION)]
+    users = User.objects.filter(teams__in=teams, is_active=True,
                                 notifications_send=True).distinct()
     if exclude_user:
         users = users.exclude(pk=exclude_user.pk)

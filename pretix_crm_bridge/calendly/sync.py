@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 #: the rolling window of the sync, around now
 WINDOW_PAST = timedelta(days=90)
 WINDOW_FUTURE = timedelta(days=365)
+#: events and invitees per page (Calendly allows up to 100)
+PAGE_SIZE = 100
 #: a claim older than this belongs to a worker that died
 STALE_CLAIM = timedelta(minutes=15)
 
@@ -175,7 +177,7 @@ def run_sync(connection, client: CalendlyClient = None):
     try:
         client = client or CalendlyClient.for_connection(connection)
         seen = 0
-        window = {"min_start": _iso(started - WINDOW_PAST), "max_start": _iso(started + WINDOW_FUTURE)}
+        window = {"min_start": _iso(started - WINDOW_PAST), "max_start": _iso(started + WINDOW_FUTURE), "count": PAGE_SIZE}
         try:
             events = list(client.scheduled_events(organization=connection.organization_uri, **window))
         except ServiceConfigurationError as e:
@@ -184,7 +186,7 @@ def run_sync(connection, client: CalendlyClient = None):
             # not an admin of the organisation: the connected user's own events
             events = list(client.scheduled_events(organization=connection.organization_uri, user=connection.user_uri, **window))
         for event in events:
-            for invitee in client.invitees(event["uri"]):
+            for invitee in client.invitees(event["uri"], count=PAGE_SIZE):
                 if upsert_invitee(connection.organizer, invitee, event):
                     seen += 1
     except ExternalServiceError as e:
