@@ -186,7 +186,7 @@ class ProspectListView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixi
 
     def get_queryset(self):
         from django.db.models import Count
-        qs = Prospect.objects.filter(organizer=self.request.organizer).annotate(meeting_count=Count("meetings"))
+        qs = Prospect.objects.filter(organizer=self.request.organizer).annotate(meeting_count=Count("meetings")).order_by("-created", "-pk")
         return self.filter_form.filter(qs)
 
     @property
