@@ -144,7 +144,7 @@ def test_401_refreshes_once(admin_client, organizer, calendly, django_capture_on
     for rt in list(calendly.refresh_tokens):
         calendly.refresh_tokens[rt] = "revoked"
     conn = sync_now(admin_client, organizer, django_capture_on_commit_callbacks)
-    assert "refused the stored refresh token" in conn.last_error
+    assert "refused the stored refresh token" in conn.last_error and "connect Calendly again" in conn.last_error
     assert len(calendly.received("POST", r"^/oauth/token$")) == 3
 
 
@@ -170,8 +170,13 @@ def test_periodic_sync_is_due_by_interval_and_gated_by_the_plugin(admin_client, 
         CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31))
     tasks.run_periodic()
     assert len(connected.received("GET", r"^/scheduled_events$")) == 1
+    with scopes_disabled():  # a recent failure counts as an attempt
+        CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31),
+                                                                      last_error_at=now() - timedelta(minutes=5))
+    tasks.run_periodic()
+    assert len(connected.received("GET", r"^/scheduled_events$")) == 1
     with scopes_disabled():
-        CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31))
+        CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31), last_error_at=None)
     organizer.disable_plugin("pretix_crm_bridge")
     organizer.save()
     tasks.run_periodic()

@@ -18,6 +18,7 @@ from django.utils.timezone import now
 from django.utils.translation import gettext as _g
 
 from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError
+from pretix_integrations_core.oauth import OAuthInvalidGrant
 
 from .client import CalendlyClient
 from .models import CalendlyConnection, Meeting, Prospect
@@ -190,7 +191,10 @@ def run_sync(connection, client: CalendlyClient = None):
                 if upsert_invitee(connection.organizer, invitee, event):
                     seen += 1
     except ExternalServiceError as e:
-        CalendlyConnection.objects.filter(pk=connection.pk).update(last_error=str(e)[:1000], last_error_at=now())
+        message = str(e)
+        if isinstance(e, OAuthInvalidGrant):
+            message += " " + _g("The access was revoked or expired: connect Calendly again.")
+        CalendlyConnection.objects.filter(pk=connection.pk).update(last_error=message[:1000], last_error_at=now())
         raise
     finally:
         release(connection)

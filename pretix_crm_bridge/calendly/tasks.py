@@ -49,7 +49,9 @@ def due_connections(at=None):
         for conn in CalendlyConnection.objects.exclude(organization_uri="").filter(running_since__isnull=True).select_related("organizer"):
             if "pretix_crm_bridge" not in conn.organizer.get_plugins():
                 continue
-            if conn.last_sync is None or (at - conn.last_sync).total_seconds() >= max(5, conn.sync_interval) * 60 - 30:
+            # a failed sync counts as an attempt: a broken connection is retried at the same pace, not at every run
+            last = max((d for d in (conn.last_sync, conn.last_error_at) if d), default=None)
+            if last is None or (at - last).total_seconds() >= max(5, conn.sync_interval) * 60 - 30:
                 yield conn
 
 
