@@ -225,3 +225,21 @@ def configure_helloasso(organizer, api_url, token=None):
         current = None
     if current != DEMO_CLIENT_SECRET:  # re-encrypting at every start would change the stored value for nothing
         crypto.set_secret(s, config.CLIENT_SECRET, DEMO_CLIENT_SECRET)
+
+
+def configure_calendly(organizer, api_url, token=None):
+    """
+    Make this pretix's Calendly OAuth application the simulator's (pretix-wide settings, as an administrator sets them):
+    "Connect Calendly" on the organiser's Calendly page then goes through the simulator's consent page. Values an
+    administrator set for a real Calendly application are kept.
+    """
+    from pretix_crm_bridge.calendly import config
+    from pretix_integrations_core.testing.calendly import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    if config.get("calendly_client_id") not in ("", DEMO_CLIENT_ID):
+        return
+    for option, value in (("calendly_client_id", DEMO_CLIENT_ID), ("calendly_api_url", api_url), ("calendly_auth_url", api_url)):
+        if config.get(option) != value:
+            config.set_global(option, value)
+    if config.get("calendly_client_secret") != DEMO_CLIENT_SECRET:  # re-encrypting at every start would change it for nothing
+        config.set_global("calendly_client_secret", DEMO_CLIENT_SECRET)
