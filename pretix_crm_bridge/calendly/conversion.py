@@ -2,6 +2,7 @@
 from django.db import transaction
 from django.utils.timezone import now
 
+from . import mautic
 from .models import Prospect
 
 LOG_CONVERTED = "pretix_crm_bridge.prospect.converted"
@@ -19,4 +20,5 @@ def convert_for_order(order):
         p.status, p.order, p.converted_at, p.status_changed = Prospect.CONVERTED, order, now(), now()
         p.save(update_fields=["status", "order", "converted_at", "status_changed", "updated"])
         p.log_action(LOG_CONVERTED, data={"order": order.code, "event": order.event.slug, "old": old})
+        mautic.schedule(p, mautic.CONVERTED)
     return p

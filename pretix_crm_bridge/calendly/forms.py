@@ -12,11 +12,28 @@ class PersonalTokenForm(forms.Form):
 class ConnectionOptionsForm(forms.ModelForm):
     class Meta:
         model = CalendlyConnection
-        fields = ("sync_interval", "retention_months")
+        fields = ("sync_interval", "retention_months", "consent_question", "mautic_segments_created", "mautic_segments_converted")
         help_texts = {
             "sync_interval": _("How often bookings are read from Calendly, also when webhooks deliver them at once."),
             "retention_months": _("Prospects marked as lost are deleted this many months after the change. 0 keeps them."),
+            "consent_question": _("The exact text of a booking question in Calendly (e.g. a checkbox “Send me news about your "
+                                  "events”). Only people who answer it are sent to Mautic; leave it empty and nobody is."),
+            "mautic_segments_created": _("Mautic segment ids, separated by commas, for new prospects who consented."),
+            "mautic_segments_converted": _("Mautic segment ids for consenting prospects who bought a ticket."),
         }
+
+    def _clean_segments(self, name):
+        value = self.cleaned_data[name]
+        parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+        if any(not p.isdigit() for p in parts):
+            raise forms.ValidationError(_("Enter segment ids (numbers) separated by commas."))
+        return ", ".join(parts)
+
+    def clean_mautic_segments_created(self):
+        return self._clean_segments("mautic_segments_created")
+
+    def clean_mautic_segments_converted(self):
+        return self._clean_segments("mautic_segments_converted")
 
     def clean_sync_interval(self):
         value = self.cleaned_data["sync_interval"]
@@ -30,7 +47,7 @@ class ProspectForm(forms.ModelForm):
 
     class Meta:
         model = Prospect
-        fields = ("status", "phone")
+        fields = ("status", "phone", "marketing_consent")
 
 
 class ProspectFilterForm(forms.Form):

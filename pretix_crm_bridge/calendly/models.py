@@ -30,6 +30,12 @@ class CalendlyConnection(LoggedModel):
     webhook_note = models.TextField(blank=True, default="")
     #: the secret part of the webhook URL, encrypted
     webhook_path_secret = models.TextField(blank=True, default="")
+    #: the text of the Calendly booking question whose answer is the person's marketing consent (empty: never consented)
+    consent_question = models.CharField(max_length=255, blank=True, default="", verbose_name=_("Consent question in Calendly"))
+    #: Mautic segment ids ("3, 5") for new prospects who consented, and for prospects who became customers
+    mautic_segments_created = models.CharField(max_length=190, blank=True, default="", verbose_name=_("Mautic segments for new prospects"))
+    mautic_segments_converted = models.CharField(max_length=190, blank=True, default="",
+                                                 verbose_name=_("Mautic segments for converted prospects"))
     sync_interval = models.PositiveIntegerField(default=30, verbose_name=_("Sync interval (minutes)"))
     retention_months = models.PositiveIntegerField(default=0, verbose_name=_("Delete lost prospects after (months)"))
     last_sync = models.DateTimeField(null=True, blank=True)
@@ -70,6 +76,8 @@ class Prospect(LoggedModel):
     notes = models.TextField(blank=True, default="", verbose_name=_("Notes"))
     #: answers to the booking questions: ``[{"question": …, "answer": …}]``, newest booking's answers win per question
     answers = models.JSONField(default=list, blank=True)
+    #: the answer to the organiser's consent question, from the newest booking (part 1's rule: no consent, nothing to Mautic)
+    marketing_consent = models.BooleanField(default=False, verbose_name=_("Marketing consent"))
     order = models.ForeignKey("pretixbase.Order", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
                               verbose_name=_("Order"))
     converted_at = models.DateTimeField(null=True, blank=True)

@@ -118,6 +118,8 @@ log_entry_types.new_from_dict({
     "pretix_crm_bridge.prospect.changed": _("Prospect details changed."),
     "pretix_crm_bridge.prospect.converted": _("Prospect converted: order {order} of {event}."),
     "pretix_crm_bridge.prospect.deleted": _("A prospect was deleted ({reason})."),
+    "pretix_crm_bridge.prospect.mautic": _("Sent to Mautic as {label} (segments {segments})."),
+    "pretix_crm_bridge.prospect.mautic_failed": _("Could not be sent to Mautic: {error}"),
     "pretix_crm_bridge.calendly.connected": _("Calendly connected ({account})."),
     "pretix_crm_bridge.calendly.disconnected": _("Calendly disconnected ({account})."),
     "pretix_crm_bridge.calendly.options": _("Calendly sync options changed."),

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _g
 from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError
 from pretix_integrations_core.oauth import OAuthInvalidGrant
 
+from . import mautic
 from .client import CalendlyClient
 from .models import CalendlyConnection, Meeting, Prospect
 
@@ -112,6 +113,7 @@ def upsert_invitee(organizer, invitee: dict, event: dict):
     uri = invitee.get("uri") or ""
     if not email or "@" not in email or not uri:
         return None
+    connection = CalendlyConnection.objects.filter(organizer=organizer).first()
     with transaction.atomic():
         prospect, created = _prospect_for(organizer, invitee)
         prospect = Prospect.objects.select_for_update().get(pk=prospect.pk)
@@ -125,6 +127,12 @@ def upsert_invitee(organizer, invitee: dict, event: dict):
         else:
             for k, v in values.items():
                 setattr(meeting, k, v)
+        # the consent of a booking counts when it arrives (a later sync of an older booking never overrides it)
+        consent = mautic.consent_from(invitee, connection.consent_question if connection else "") if new_meeting else None
+        consent_given = consent is True and not prospect.marketing_consent
+        if consent is not None and consent != prospect.marketing_consent:
+            prospect.marketing_consent = consent
+            prospect.save(update_fields=["marketing_consent", "updated"])
         if created:
             _notify(prospect.log_action(LOG_CREATED, data={"email": prospect.email, "name": prospect.name,
                                                            "meeting": _meeting_label(meeting), "source": "calendly"}))
@@ -136,7 +144,8 @@ def upsert_invitee(organizer, invitee: dict, event: dict):
                 prospect.phone = _phone(invitee)
             prospect.save()
             prospect.log_action(LOG_MEETING_ADDED, data={"meeting": _meeting_label(meeting)})
-
+        if consent_given:
+            mautic.schedule(prospect, mautic.CREATED)
         if invitee.get("status") == "canceled" and meeting.status == Meeting.ACTIVE:
             cancellation = invitee.get("cancellation") or {}
             meeting.cancel_reason = str(cancellation.get("reason") or "")

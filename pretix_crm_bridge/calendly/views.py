@@ -234,6 +234,7 @@ class ProspectDetailView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMi
             p = Prospect.objects.select_for_update().get(pk=self.object.pk)
             old_status = p.status
             p.status, p.phone = form.cleaned_data["status"], form.cleaned_data["phone"]
+            p.marketing_consent = form.cleaned_data["marketing_consent"]
             note = form.cleaned_data.get("note", "").strip()
             if note:
                 p.notes = (p.notes + "\n" if p.notes else "") + f"{now().strftime('%Y-%m-%d')} ({request.user.email}): {note}"
@@ -244,8 +245,9 @@ class ProspectDetailView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMi
                 p.log_action("pretix_crm_bridge.prospect.status", user=request.user, data={"old": old_status, "new": p.status})
             if note:
                 p.log_action("pretix_crm_bridge.prospect.note", user=request.user, data={"note": note})
-            if "phone" in form.changed_data:
-                p.log_action("pretix_crm_bridge.prospect.changed", user=request.user, data={"phone": p.phone})
+            changed = [f for f in ("phone", "marketing_consent") if f in form.changed_data]
+            if changed:
+                p.log_action("pretix_crm_bridge.prospect.changed", user=request.user, data={f: getattr(p, f) for f in changed})
         messages.success(request, _("Your changes have been saved."))
         return redirect(reverse("plugins:pretix_crm_bridge:prospects.detail", kwargs={"organizer": request.organizer.slug, "prospect": p.pk}))
 
