@@ -121,3 +121,23 @@ def test_connect_without_oauth_app_configured(admin_client, organizer, calendly)
     r = admin_client.post(org_url(organizer, "crm/calendly/connect/"), follow=True)
     assert "not configured" in r.content.decode()
     assert not calendly.received("GET", r"^/oauth/authorize$")
+
+
+@pytest.mark.django_db
+def test_callback_refused_when_the_admin_lost_the_permission_meanwhile(admin_client, admin_user, organizer, calendly):
+    callback = start_oauth(admin_client, organizer, calendly)
+    with scopes_disabled():
+        team = admin_user.teams.get()
+        team.all_organizer_permissions = False
+        team.save()
+    assert admin_client.get(callback).status_code == 403
+    assert not calendly.received("POST", r"^/oauth/token$") and connection(organizer) is None
+
+
+@pytest.mark.django_db
+def test_calendly_denied_access(admin_client, organizer, calendly):
+    callback = start_oauth(admin_client, organizer, calendly)
+    state = callback.split("state=")[1]
+    r = admin_client.get(f"/control/crm/calendly/callback/?error=access_denied&state={state}", follow=True)
+    assert "did not grant access" in r.content.decode()
+    assert connection(organizer) is None

@@ -151,6 +151,10 @@ def test_export_csv_and_excel_through_the_rest_api(organizer, booked, admin_user
 @pytest.mark.django_db
 def test_exporter_listed_on_the_organiser_export_page(admin_client, organizer, booked):
     assert "CRM prospects (Calendly)" in admin_client.get(f"/control/organizer/{organizer.slug}/export/").content.decode()
+    link = f"/control/organizer/{organizer.slug}/export/?identifier=pretix_crm_bridge_prospects"
+    assert link in admin_client.get(org_url(organizer, "prospects/")).content.decode()
+    page = admin_client.get(link)
+    assert page.status_code == 200 and "Download the prospects from Calendly bookings" in page.content.decode()
 
 
 # -- notifications ----------------------------------------------------------------------------------------------

@@ -198,8 +198,6 @@ class ProspectListView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixi
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
         ctx["filter_form"] = self.filter_form
-        ctx["can_export"] = self.request.user.has_organizer_permission(self.request.organizer, "organizer.settings.general:write",
-                                                                       request=self.request)
         return ctx
 
 
