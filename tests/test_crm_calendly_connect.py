@@ -141,3 +141,15 @@ def test_calendly_denied_access(admin_client, organizer, calendly):
     r = admin_client.get(f"/control/crm/calendly/callback/?error=access_denied&state={state}", follow=True)
     assert "did not grant access" in r.content.decode()
     assert connection(organizer) is None
+
+
+@pytest.mark.django_db
+def test_oauth_app_from_pretix_cfg_wins_over_global_settings(calendly, monkeypatch):
+    """pretix.cfg ``[pretix_crm_bridge] calendly_client_id`` (or its environment form, read by pretix's CONFIG_FILE)."""
+    from pretix.base.settings import GlobalSettingsObject
+
+    from pretix_crm_bridge.calendly import config
+    monkeypatch.setenv("PRETIX_PRETIX_CRM_BRIDGE_CALENDLY_CLIENT_ID", "from-the-file")
+    assert config.get("calendly_client_id") == "from-the-file"
+    assert config.get("calendly_client_secret") == DEMO_CLIENT_SECRET  # not in the file: pretix's global settings
+    assert crypto.is_encrypted(GlobalSettingsObject().settings.get("pretix_crm_bridge_calendly_client_secret", as_type=str))
