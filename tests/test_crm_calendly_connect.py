@@ -153,3 +153,29 @@ def test_oauth_app_from_pretix_cfg_wins_over_global_settings(calendly, monkeypat
     assert config.get("calendly_client_id") == "from-the-file"
     assert config.get("calendly_client_secret") == DEMO_CLIENT_SECRET  # not in the file: pretix's global settings
     assert crypto.is_encrypted(GlobalSettingsObject().settings.get("pretix_crm_bridge_calendly_client_secret", as_type=str))
+
+
+@pytest.mark.django_db
+def test_administrator_sets_the_oauth_app_in_pretix_global_settings(client, organizer):
+    from pretix.base.models import User
+    from pretix.base.models.auth import StaffSession
+    from pretix.base.settings import GlobalSettingsObject
+
+    from pretix_crm_bridge.calendly import config
+    User.objects.create_user("root@example.org", "root-password", is_staff=True)
+    assert client.login(email="root@example.org", password="root-password")
+    StaffSession.objects.create(user=User.objects.get(email="root@example.org"), session_key=client.session.session_key)
+    page = client.get("/control/global/settings/").content.decode()
+    assert "Calendly OAuth client id" in page and "/control/crm/calendly/callback/" in page
+    data = {"pretix_crm_bridge_calendly_client_id": "admin-client", "pretix_crm_bridge_calendly_client_secret": "admin-secret",
+            "payment_paypal_connect_endpoint": "live"}  # a required field of pretix's own form
+    r = client.post("/control/global/settings/", data)
+    assert r.status_code == 302, r.context["form"].errors if r.context else r.status_code
+    stored = GlobalSettingsObject().settings.get("pretix_crm_bridge_calendly_client_secret", as_type=str)
+    assert crypto.is_encrypted(stored) and "admin-secret" not in stored
+    assert config.get("calendly_client_id") == "admin-client" and config.get("calendly_client_secret") == "admin-secret"
+    page = client.get("/control/global/settings/").content.decode()
+    assert "admin-secret" not in page and stored not in page
+    # saving again with the masked value keeps the secret
+    client.post("/control/global/settings/", {**data, "pretix_crm_bridge_calendly_client_secret": "*****"})
+    assert config.get("calendly_client_secret") == "admin-secret"

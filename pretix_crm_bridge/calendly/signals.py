@@ -6,8 +6,8 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 from pretix.base.logentrytypes import LogEntryType, log_entry_types
 from pretix.base.permissions import OPTS_READ_WRITE, PermissionGroup
 from pretix.base.signals import (
-    order_paid, order_placed, periodic_task, register_data_shredders, register_multievent_data_exporters, register_notification_types,
-    register_organizer_permission_groups,
+    order_paid, order_placed, periodic_task, register_data_shredders, register_global_settings, register_multievent_data_exporters,
+    register_notification_types, register_organizer_permission_groups,
 )
 from pretix.control.signals import nav_organizer
 from pretix.helpers.periodic import minimum_interval
@@ -24,6 +24,29 @@ def permission_groups(sender, **kwargs):
         help_text=_("Prospects from Calendly bookings are personal data: give read access to those who may see orders, and "
                     "change access to those who may change orders."),
     )]
+
+
+@receiver(register_global_settings, dispatch_uid="pretix_crm_bridge_calendly_global_settings")
+def global_settings(sender, **kwargs):
+    """The Calendly OAuth application of this pretix, on the administrator's global settings page (pretix.cfg wins)."""
+    from collections import OrderedDict
+
+    from django import forms
+    from django.conf import settings
+
+    from pretix_integrations_core.forms import EncryptingSecretField
+
+    from .config import GLOBAL_PREFIX
+
+    callback = settings.SITE_URL.rstrip("/") + reverse("plugins:pretix_crm_bridge:calendly.callback")
+    return OrderedDict([
+        (GLOBAL_PREFIX + "calendly_client_id", forms.CharField(
+            label=_("Calendly OAuth client id"), required=False,
+            help_text=_("Register an OAuth application at Calendly with the redirect URI {url}").format(url=callback))),
+        (GLOBAL_PREFIX + "calendly_client_secret", EncryptingSecretField(label=_("Calendly OAuth client secret"))),
+        (GLOBAL_PREFIX + "calendly_webhook_signing_key", EncryptingSecretField(
+            label=_("Calendly webhook signing key"), help_text=_("The OAuth application's webhook signing key (optional)."))),
+    ])
 
 
 @receiver(nav_organizer, dispatch_uid="pretix_crm_bridge_calendly_nav")
