@@ -6,8 +6,8 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 from pretix.base.logentrytypes import LogEntryType, log_entry_types
 from pretix.base.permissions import OPTS_READ_WRITE, PermissionGroup
 from pretix.base.signals import (
-    order_paid, order_placed, periodic_task, register_data_shredders, register_global_settings, register_multievent_data_exporters,
-    register_notification_types, register_organizer_permission_groups,
+    order_paid, order_placed, periodic_task, register_data_shredders, register_global_settings, register_multievent_data_exporters, register_notification_types,
+    register_organizer_permission_groups,
 )
 from pretix.control.signals import nav_organizer
 from pretix.helpers.periodic import minimum_interval
