@@ -226,3 +226,16 @@ def test_two_concurrent_refreshes_use_the_refresh_token_once(admin_client, organ
     row = OAuthToken.objects.get(service="calendly")
     assert calendly.refresh_tokens[crypto.decrypt(row.refresh_token)] == "active"  # the rotated one is stored
     assert calendly.refresh_tokens[refreshes[0]["refresh_token"]] == "used"
+
+
+@pytest.mark.django_db
+def test_a_disabled_webhook_subscription_is_created_again(admin_client, organizer, connected, django_capture_on_commit_callbacks):
+    old = connection(organizer).webhook_uri
+    hook = connected.hooks[old.rsplit("/", 1)[1]]
+    hook["resource"]["state"] = "disabled"  # Calendly gave up after 24 hours of failed deliveries
+    conn = sync_now(admin_client, organizer, django_capture_on_commit_callbacks)
+    assert conn.webhook_uri and conn.webhook_uri != old
+    assert [h["resource"]["state"] for h in connected.hooks.values()] == ["active"]
+    assert crypto.decrypt(conn.webhook_signing_key) == next(iter(connected.hooks.values()))["signing_key"]
+    sync_now(admin_client, organizer, django_capture_on_commit_callbacks)  # an active one is left alone
+    assert connection(organizer).webhook_uri == conn.webhook_uri

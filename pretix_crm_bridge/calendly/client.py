@@ -106,5 +106,9 @@ class CalendlyClient:
             params["user"] = user
         return self._pages("/webhook_subscriptions", params, str(_("webhook subscriptions")))
 
+    def get_webhook(self, uri):
+        resp = self.request("GET", f"/webhook_subscriptions/{uuid_of(uri)}", operation=str(_("webhook subscription")))
+        return self._json(resp, "webhook subscription").get("resource") or {}
+
     def delete_webhook(self, uri):
         self.request("DELETE", f"/webhook_subscriptions/{uuid_of(uri)}", operation=str(_("webhook subscription")), ok_statuses=(404,))

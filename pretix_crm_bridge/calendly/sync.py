@@ -199,6 +199,7 @@ def run_sync(connection, client: CalendlyClient = None):
             for invitee in client.invitees(event["uri"], count=PAGE_SIZE):
                 if upsert_invitee(connection.organizer, invitee, event):
                     seen += 1
+        check_subscription(connection, client)
     except ExternalServiceError as e:
         message = str(e)
         if isinstance(e, OAuthInvalidGrant):
@@ -209,3 +210,31 @@ def run_sync(connection, client: CalendlyClient = None):
         release(connection)
     CalendlyConnection.objects.filter(pk=connection.pk).update(last_sync=started, last_error="", last_error_at=None)
     return seen
+
+
+def check_subscription(connection, client):
+    """
+    Calendly disables a subscription whose deliveries failed for 24 hours (and never says so): a disabled or vanished
+    one is created again, so that bookings arrive at once again instead of only at the next sync.
+    """
+    from pretix_integrations_core.errors import ServiceNotFound
+
+    from .connect import subscribe
+
+    if not connection.webhook_uri:
+        return
+    try:
+        try:
+            hook = client.get_webhook(connection.webhook_uri)
+        except ServiceNotFound:
+            hook = None
+        if hook and hook.get("state") == "active":
+            return
+        logger.info("Calendly webhook subscription of organiser %s is %s: creating it again", connection.organizer_id,
+                    (hook or {}).get("state", "gone"))
+        if hook:
+            client.delete_webhook(connection.webhook_uri)
+        connection.refresh_from_db()
+        subscribe(connection, client)
+    except ExternalServiceError as e:  # the bookings are synced; the subscription is checked again next time
+        logger.warning("Calendly webhook subscription of organiser %s could not be checked: %s", connection.organizer_id, e)
