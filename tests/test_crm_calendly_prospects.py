@@ -265,3 +265,15 @@ def test_retention_deletes_lost_prospects_after_n_months(admin_client, organizer
         assert set(Prospect.objects.filter(organizer=organizer).values_list("email", flat=True)) == {
             "guest2@example.org", "guest3@example.org", "guest4@example.org"}
     assert admin_client.post(org_url(organizer, "crm/calendly/options/"), {"sync_interval": 1, "retention_months": 6}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_pages_do_not_exist_without_the_plugin(admin_client, organizer, booked):
+    p = prospect(organizer, "guest1@example.org")
+    organizer.disable_plugin("pretix_crm_bridge")
+    organizer.save()
+    for url in ("prospects/", f"prospects/{p.pk}/", "crm/calendly/"):
+        assert admin_client.get(org_url(organizer, url)).status_code == 404
+    for url in (f"prospects/{p.pk}/delete/", "crm/calendly/sync/", "crm/calendly/disconnect/"):
+        assert admin_client.post(org_url(organizer, url)).status_code == 404
+    assert "Prospects" not in admin_client.get(f"/control/organizer/{organizer.slug}/").content.decode()

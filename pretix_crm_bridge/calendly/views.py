@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -36,6 +37,15 @@ SESSION_KEY = "pretix_crm_bridge_calendly_oauth"
 STATE_LIFETIME = 600
 
 
+class PluginActiveMixin:
+    """pretix does not gate control views by plugin activation: without the CRM bridge on the organiser, these pages do not exist."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if "pretix_crm_bridge" not in request.organizer.get_plugins():
+            raise Http404(_("The CRM bridge is not enabled for this organiser."))
+        return super().dispatch(request, *args, **kwargs)
+
+
 def _page(organizer):
     return redirect(reverse("plugins:pretix_crm_bridge:calendly", kwargs={"organizer": organizer.slug}))
 
@@ -44,7 +54,7 @@ def _callback_uri(request):
     return request.build_absolute_uri(reverse("plugins:pretix_crm_bridge:calendly.callback"))
 
 
-class CalendlyView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, TemplateView):
+class CalendlyView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, TemplateView):
     template_name = "pretix_crm_bridge/calendly/connection.html"
     permission = SETTINGS_PERMISSION
 
@@ -57,7 +67,7 @@ class CalendlyView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, T
         return ctx
 
 
-class ConnectView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+class ConnectView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
     """Starts the OAuth flow: a state bound to this admin session and this organiser, and a PKCE verifier kept in the session."""
     permission = SETTINGS_PERMISSION
 
@@ -93,7 +103,8 @@ class CallbackView(View):
                                           "or it was already used or is too old. Start again from the Calendly page."))
         with scopes_disabled():
             organizer = Organizer.objects.filter(pk=entry["organizer"]).first()
-        if not organizer or not request.user.has_organizer_permission(organizer, SETTINGS_PERMISSION, request=request):
+        if not organizer or "pretix_crm_bridge" not in organizer.get_plugins() or \
+                not request.user.has_organizer_permission(organizer, SETTINGS_PERMISSION, request=request):
             return self.refuse(request, _("You may not change this organiser's settings."), status=403)
         if request.GET.get("error") or not request.GET.get("code"):
             messages.error(request, _("Calendly did not grant access ({error}).").format(error=request.GET.get("error") or _("no code")))
@@ -117,7 +128,7 @@ def _connected_message(request, conn):
         messages.warning(request, conn.webhook_note)
 
 
-class PersonalTokenView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+class PersonalTokenView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
     permission = SETTINGS_PERMISSION
 
     def post(self, request, *args, **kwargs):
@@ -137,7 +148,7 @@ class PersonalTokenView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMix
         return _page(request.organizer)
 
 
-class DisconnectView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+class DisconnectView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
     permission = SETTINGS_PERMISSION
 
     def post(self, request, *args, **kwargs):
@@ -149,7 +160,7 @@ class DisconnectView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin,
         return _page(request.organizer)
 
 
-class SyncNowView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+class SyncNowView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
     permission = SETTINGS_PERMISSION
 
     def post(self, request, *args, **kwargs):
@@ -162,7 +173,7 @@ class SyncNowView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, Vi
         return _page(request.organizer)
 
 
-class OptionsView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+class OptionsView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
     permission = SETTINGS_PERMISSION
 
     def post(self, request, *args, **kwargs):
@@ -179,7 +190,7 @@ class OptionsView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, Vi
 
 # -- prospects -------------------------------------------------------------------------------------------------
 
-class ProspectListView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, PaginationMixin, ListView):
+class ProspectListView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, PaginationMixin, ListView):
     template_name = "pretix_crm_bridge/calendly/prospects.html"
     permission = READ_PERMISSION
     context_object_name = "prospects"
@@ -201,7 +212,7 @@ class ProspectListView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixi
         return ctx
 
 
-class ProspectDetailView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, DetailView):
+class ProspectDetailView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, DetailView):
     template_name = "pretix_crm_bridge/calendly/prospect.html"
     permission = READ_PERMISSION
     context_object_name = "prospect"
@@ -250,7 +261,7 @@ class ProspectDetailView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMi
         return redirect(reverse("plugins:pretix_crm_bridge:prospects.detail", kwargs={"organizer": request.organizer.slug, "prospect": p.pk}))
 
 
-class ProspectDeleteView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+class ProspectDeleteView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
     """Removes one prospect with its meetings (a person asking to be forgotten); the log keeps that it happened, not who."""
     permission = WRITE_PERMISSION
 
