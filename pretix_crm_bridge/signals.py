@@ -13,7 +13,7 @@ from pretix.control.signals import event_dashboard_widgets, nav_event_settings, 
 from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import contact_form_fields
 
-from . import config, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
+from . import config, docuseal_signals, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
 
 
 @receiver(nav_organizer, dispatch_uid="pretix_crm_bridge_nav_organizer")

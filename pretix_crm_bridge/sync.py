@@ -26,7 +26,7 @@ from pretix_integrations_core.errors import ServiceRateLimited, ServiceRejected
 
 from . import config
 from .clients import SERVICE_NINJA
-from .triggers import INVOICENINJA, MAUTIC
+from .triggers import DOCUSEAL, INVOICENINJA, MAUTIC
 
 
 def has_consent(order) -> bool:
@@ -402,4 +402,6 @@ class InvoiceNinjaSync(CrmSyncProvider):
         return recorded
 
 
-PROVIDERS = {MAUTIC: MauticSync, INVOICENINJA: InvoiceNinjaSync}
+from .docuseal import DocuSealSync  # NOQA: E402 - registers the DocuSeal provider (its own module)
+
+PROVIDERS = {MAUTIC: MauticSync, INVOICENINJA: InvoiceNinjaSync, DOCUSEAL: DocuSealSync}

@@ -16,9 +16,10 @@ from . import config
 
 MAUTIC = "mautic"
 INVOICENINJA = "invoiceninja"
+DOCUSEAL = "docuseal"
 
-SYSTEM_NAMES = {MAUTIC: "Mautic", INVOICENINJA: "Invoice Ninja"}
-SYSTEM_ENABLED = {MAUTIC: config.MAUTIC_ENABLED, INVOICENINJA: config.NINJA_ENABLED}
+SYSTEM_NAMES = {MAUTIC: "Mautic", INVOICENINJA: "Invoice Ninja", DOCUSEAL: "DocuSeal"}
+SYSTEM_ENABLED = {MAUTIC: config.MAUTIC_ENABLED, INVOICENINJA: config.NINJA_ENABLED, DOCUSEAL: config.DOCUSEAL_ENABLED}
 
 Trigger = namedtuple("Trigger", ("signal", "label", "system", "action"))
 
@@ -42,6 +43,17 @@ TRIGGERS = (
             _("Add the contact (if the buyer agreed) to the reminder segments; paying the order takes it out again.")),
     Trigger("order_reactivated", _("Order reactivated"), MAUTIC, _("Update the contact.")),
     Trigger("order_expired", _("Order expired"), MAUTIC, _("Update the contact.")),
+    Trigger("order_placed", _("Order placed"), DOCUSEAL,
+            _("If the event sends signature requests when orders are placed: one DocuSeal submission per ticket that requires "
+              "a signature (never twice).")),
+    Trigger("order_paid", _("Order paid"), DOCUSEAL,
+            _("One DocuSeal submission per ticket that requires a signature (never twice).")),
+    Trigger("order_changed", _("Order changed"), DOCUSEAL,
+            _("Submissions for new tickets that require a signature; those of canceled tickets are archived.")),
+    Trigger("order_canceled", _("Order canceled"), DOCUSEAL, _("Archive the open submissions (signed documents are kept).")),
+    Trigger("order_expired", _("Order expired"), DOCUSEAL, _("Archive the open submissions.")),
+    Trigger("signature_resend", _("“Resend” on the order page"), DOCUSEAL,
+            _("DocuSeal emails the signing link again; a declined or expired request is replaced by a new one.")),
 )
 
 

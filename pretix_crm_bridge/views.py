@@ -21,7 +21,7 @@ from .connection import OK, SYSTEMS, check_connection
 from .forms import CrmConnectionsForm, CrmEventSettingsForm
 from .health import organizer_health
 from .sync import has_consent, withdraw_consent
-from .triggers import SYSTEM_NAMES, TRIGGERS
+from .triggers import SYSTEM_ENABLED, SYSTEM_NAMES, TRIGGERS
 
 
 class ConnectionsView(OrganizerSettingsFormView):
@@ -35,6 +35,9 @@ class ConnectionsView(OrganizerSettingsFormView):
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
         ctx["health"] = organizer_health(self.request.organizer)
+        if config.docuseal_configured(self.request.organizer):
+            from .docuseal_views import webhook_url
+            ctx["docuseal_webhook_url"] = webhook_url(self.request, self.request.organizer)
         return ctx
 
 
@@ -62,8 +65,7 @@ class EventCrmSettingsView(EventSettingsViewMixin, EventSettingsFormView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        enabled = {s: self.request.event.settings.get(k, as_type=bool) for s, k in (
-            ("mautic", config.MAUTIC_ENABLED), ("invoiceninja", config.NINJA_ENABLED))}
+        enabled = {s: self.request.event.settings.get(k, as_type=bool) for s, k in SYSTEM_ENABLED.items()}
         ctx["triggers"] = [(t.label, SYSTEM_NAMES[t.system], t.action, enabled[t.system]) for t in TRIGGERS]
         return ctx
 
