@@ -20,6 +20,7 @@ from functools import cached_property
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django_scopes import scope
 
 from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, SyncConfigError, datasync_providers
 from pretix.base.datasync.sourcefields import ORDER, ORDER_POSITION
@@ -66,12 +67,13 @@ def prepare_requests(order):
     filter show them at once."""
     if not order.event.settings.get(config.DOCUSEAL_ENABLED, as_type=bool) or order.testmode or not is_triggered(order):
         return
-    items = signature_items(order.event)
-    if not items:
-        return
-    existing = set(SignatureRequest.objects.filter(order=order).values_list("position_id", flat=True))
-    for p in order.positions.filter(item_id__in=items).exclude(pk__in=existing):
-        SignatureRequest.objects.get_or_create(position=p, defaults={"order": order, "organizer": order.event.organizer})
+    with scope(organizer=order.event.organizer):
+        items = signature_items(order.event)
+        if not items:
+            return
+        existing = set(SignatureRequest.objects.filter(order=order).values_list("position_id", flat=True))
+        for p in order.positions.filter(item_id__in=items).exclude(pk__in=existing):
+            SignatureRequest.objects.get_or_create(position=p, defaults={"order": order, "organizer": order.event.organizer})
 
 
 def signer(position):
@@ -98,6 +100,8 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
     display_name = "DocuSeal"
     MAPPING_SUBMISSION = 1
     mappings = [StaticMapping(MAPPING_SUBMISSION, "OrderPosition", "submission", "ticket_id", "external_id", [])]
+    #: seconds to wait for an answer (pretix fails jobs in flight for 20 minutes: stay well below)
+    read_timeout = 10.0
 
     @classmethod
     def enqueue_order(cls, order, triggered_by, not_before=None, immediate=False):
@@ -106,7 +110,7 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
 
     @cached_property
     def client(self):
-        return config.docuseal_client(self.event.organizer)
+        return config.docuseal_client(self.event.organizer, read_timeout=self.read_timeout)
 
     @cached_property
     def items(self):

@@ -152,7 +152,7 @@ class CrmEventSettingsForm(SettingsForm):
                     "without naming a template of their own."),
     )
     pretix_crm_bridge_docuseal_when = forms.ChoiceField(
-        label=_("Send the signature requests"), widget=forms.RadioSelect, choices=(
+        label=_("Send the signature requests"), widget=forms.RadioSelect, required=False, choices=(
             (config.WHEN_PAID, _("when the order is paid")),
             (config.WHEN_PLACED, _("as soon as the order is placed")),
         ),
