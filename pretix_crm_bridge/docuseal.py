@@ -137,6 +137,11 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
             return self.resend(order, position, req)
         if req.submission_id and req.status != SignatureRequest.ARCHIVED:
             return self.result(req, "nothing_to_do")
+        if req.submission_id:  # withdrawn earlier (order canceled, then reactivated): a new request, under a new external id
+            req.generation += 1
+            req.submission_id = req.submitter_id = None
+            req.status, req.signed_pdf_url, req.decline_reason = SignatureRequest.PENDING, "", ""
+            req.save()
         return self.create(order, position, req)
 
     # -- steps -----------------------------------------------------------------------------------------
@@ -188,8 +193,8 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
                 req.status = SignatureRequest.ARCHIVED
                 req.resend_requested = False
                 req.save(update_fields=["status", "resend_requested", "updated"])
-                order.log_action("pretix_crm_bridge.docuseal.archived", data={"position": req.position.positionid,
-                                                                               "submission_id": req.submission_id})
+                order.log_action("pretix_crm_bridge.docuseal.archived",
+                                 data={"position": req.position.positionid, "submission_id": req.submission_id})
             return self.result(req, "archive")
         if not req.submission_id and req.status == SignatureRequest.PENDING:
             req.delete()  # never sent: nothing to withdraw

@@ -12,7 +12,7 @@ from pretix.base.services.placeholders import SimpleFunctionalTextPlaceholder
 from pretix.base.signals import event_copy_data, item_copy_data, register_mail_placeholders
 from pretix.control.signals import item_forms, order_info as control_order_info, order_search_forms
 from pretix.multidomain.urlreverse import build_absolute_uri
-from pretix.presale.signals import order_info as presale_order_info, process_response
+from pretix.presale.signals import order_info as presale_order_info, position_info as presale_position_info, process_response
 
 from . import config
 from .docuseal_client import form_script_url
@@ -48,16 +48,22 @@ def copy_event(sender, other, item_map=None, **kwargs):
 # -- the buyer's order page and emails ---------------------------------------------------------------
 
 @receiver(presale_order_info, dispatch_uid="pretix_crm_bridge_docuseal_presale_order_info")
-def buyer_panel(sender, order, request, **kwargs):
+def buyer_panel(sender, order, request, position=None, **kwargs):
     if not sender.settings.get(config.DOCUSEAL_ENABLED, as_type=bool):
         return ""
-    reqs = [r for r in _requests(order) if r.status != SignatureRequest.ARCHIVED]
+    reqs = [r for r in _requests(order) if r.status != SignatureRequest.ARCHIVED and (position is None or r.position_id == position.pk)]
     if not reqs:
         return ""
     return get_template("pretix_crm_bridge/docuseal_presale.html").render({
         "requests": reqs, "order": order, "script": form_script_url(sender.organizer.settings.get(config.DOCUSEAL_URL) or ""),
         "any_link": any(r.signing_url and r.is_open for r in reqs),
     }, request=request)
+
+
+@receiver(presale_position_info, dispatch_uid="pretix_crm_bridge_docuseal_presale_position_info")
+def attendee_panel(sender, order, position, request, **kwargs):
+    """The attendee's own ticket page: only this ticket's request."""
+    return buyer_panel(sender, order, request, position=position)
 
 
 def _origin(url):

@@ -125,13 +125,15 @@ def apply_event(organizer, event):
         return
     with transaction.atomic():
         for req in qs.select_for_update(of=("self",)):
-            if req.status in SignatureRequest.FINAL or RANK.get(status, 99) <= RANK.get(req.status, 0):
-                if not (status == SignatureRequest.COMPLETED and req.status == status and event["pdf"] and not req.signed_pdf_url):
-                    continue
-            req.status = status
+            late_document = status == SignatureRequest.COMPLETED and req.status == status and event["pdf"] and not req.signed_pdf_url
+            moves = req.status not in SignatureRequest.FINAL and RANK.get(status, 99) > RANK.get(req.status, 0)
+            if not moves and not late_document:
+                continue  # an older or repeated notification: never move a request back
             if status == SignatureRequest.COMPLETED and event["pdf"]:
                 req.signed_pdf_url = event["pdf"][:1000]
             if status == SignatureRequest.DECLINED:
                 req.decline_reason = event["decline_reason"]
+            req.status = status
             req.save()
-            req.order.log_action(action, data={"position": req.position.positionid, "submission_id": req.submission_id})
+            if moves:
+                req.order.log_action(action, data={"position": req.position.positionid, "submission_id": req.submission_id})

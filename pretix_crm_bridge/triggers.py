@@ -52,6 +52,7 @@ TRIGGERS = (
             _("Submissions for new tickets that require a signature; those of canceled tickets are archived.")),
     Trigger("order_canceled", _("Order canceled"), DOCUSEAL, _("Archive the open submissions (signed documents are kept).")),
     Trigger("order_expired", _("Order expired"), DOCUSEAL, _("Archive the open submissions.")),
+    Trigger("order_reactivated", _("Order reactivated"), DOCUSEAL, _("New submissions for the tickets whose requests were archived.")),
     Trigger("signature_resend", _("“Resend” on the order page"), DOCUSEAL,
             _("DocuSeal emails the signing link again; a declined or expired request is replaced by a new one.")),
 )

@@ -289,6 +289,24 @@ def test_cancelling_the_order_archives_the_submission(ds_event, item, fake_docus
 
 
 @pytest.mark.django_db
+def test_reactivated_order_gets_a_new_request(ds_event, item, fake_docuseal, django_capture_on_commit_callbacks):
+    from pretix.base.services.orders import reactivate_order
+    order = paid_order(ds_event, item, django_capture_on_commit_callbacks)
+    [old] = requests_of(order)
+    with scope(organizer=ds_event.organizer):
+        cancel_order(order.pk)
+    run_queue(django_capture_on_commit_callbacks)
+    order.refresh_from_db()
+    with scope(organizer=ds_event.organizer):
+        reactivate_order(order)
+    run_queue(django_capture_on_commit_callbacks)
+    order.refresh_from_db()
+    [new] = requests_of(order)
+    assert order.status == "p" and new.status == "sent" and new.submission_id != old.submission_id
+    assert new.external_id == old.external_id + "-g2" and len(fake_docuseal.submissions) == 2
+
+
+@pytest.mark.django_db
 def test_cancel_while_the_job_waits_sends_nothing(ds_event, item, fake_docuseal, django_capture_on_commit_callbacks):
     order = make_order(ds_event, item)
     pay(order)
@@ -465,6 +483,16 @@ def test_order_page_shows_the_signing_form_and_link(client, sent, ds_event):
 
 
 @pytest.mark.django_db
+def test_attendee_ticket_page_shows_only_its_own_request(client, ds_event, item, fake_docuseal, django_capture_on_commit_callbacks):
+    order = paid_order(ds_event, item, django_capture_on_commit_callbacks, count=2)
+    a, b = requests_of(order)
+    with scopes_disabled():
+        p = a.position
+    page = client.get(f"/demo/concert/ticket/{order.code}/{p.positionid}/{p.web_secret}/").content.decode()
+    assert a.signing_url in page and b.signing_url not in page
+
+
+@pytest.mark.django_db
 def test_order_page_while_the_request_is_prepared(client, ds_event, item):
     order = make_order(ds_event, item)
     pay(order)
@@ -497,7 +525,7 @@ def test_mail_placeholder_in_the_order_paid_email(ds_event, item, fake_docuseal,
     with django_capture_on_commit_callbacks(execute=True):
         pay(order)
     body = [m for m in mail.outbox if "Please sign" in m.body][0].body
-    assert f"Ticket (Jane Doe): http" in body and f"/order/{order.code}/{order.secret}/" in body
+    assert "Ticket (Jane Doe): http" in body and f"/order/{order.code}/{order.secret}/" in body
 
 
 # -- control panel ----------------------------------------------------------------------------------------------
@@ -664,3 +692,34 @@ def test_no_resend_across_organizers(admin_client, sent, fake_docuseal):
 def test_connection_pages_need_organizer_settings_permission(reader_client, organizer):
     assert reader_client.post("/control/organizer/demo/crm/test/docuseal/").status_code == 403
     assert reader_client.get("/control/organizer/demo/crm/").status_code == 403
+
+
+# -- demo ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_demo_organiser_signs_with_the_docuseal_simulator(client, django_capture_on_commit_callbacks):
+    from decimal import Decimal
+
+    from demo import simulators
+    from demo.bootstrap import bootstrap_demo, configure_docuseal
+    from pretix_integrations_core.testing.docuseal import FakeDocuSeal
+
+    spec = next(s for s in simulators.SIMULATORS if s.key == "docuseal")
+    assert spec.configure == "demo.bootstrap:configure_docuseal"
+    objs = bootstrap_demo()
+    with FakeDocuSeal() as server:  # the demo's simulator, on a free port
+        configure_docuseal(objs.organizer, server.url, DEMO_API_KEY)
+        stored = objs.organizer.settings.get(config.DOCUSEAL_API_KEY)
+        configure_docuseal(objs.organizer, server.url, DEMO_API_KEY)  # next start: nothing re-encrypted
+        objs.organizer.settings.flush()
+        assert objs.organizer.settings.get(config.DOCUSEAL_API_KEY) == stored and crypto.is_encrypted(stored)
+        with scopes_disabled():
+            item = objs.event.items.get(default_price=Decimal("16.00"))
+            assert SignatureProduct.objects.filter(item=item).exists()
+        order = make_order(objs.event, item)
+        pay(order)
+        run_queue(django_capture_on_commit_callbacks)
+        [req] = requests_of(order)
+        assert req.status == "sent" and req.signing_url.startswith(server.url + "/s/")
+        page = client.get(f"/demo/demo/order/{order.code}/{order.secret}/").content.decode()
+        assert req.signing_url in page
