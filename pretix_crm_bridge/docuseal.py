@@ -19,6 +19,7 @@ and filter it; DocuSeal's webhooks (:mod:`.docuseal_webhooks`) keep it current.
 from functools import cached_property
 
 from django.db import transaction
+from django.utils.timezone import now
 from django.utils.translation import gettext as _
 from django_scopes import scope
 
@@ -140,7 +141,7 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
         if req.submission_id:  # withdrawn earlier (order canceled, then reactivated): a new request, under a new external id
             req.generation += 1
             req.submission_id = req.submitter_id = None
-            req.status, req.signed_pdf_url, req.decline_reason = SignatureRequest.PENDING, "", ""
+            req.status, req.signed_pdf_url, req.decline_reason, req.create_sent_at = SignatureRequest.PENDING, "", "", None
             req.save()
         return self.create(order, position, req)
 
@@ -161,9 +162,12 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
                     "in the event's CRM settings.").format(product=position.item.name)
             raise SyncConfigError([msg], msg)
         ext = external_id(position, req.generation)
-        found = self.client.find_submitter(ext)
+        # Only an earlier attempt that sent the request may have created it (its answer lost): then look it up first.
+        found = self.client.find_submitter(ext) if req.create_sent_at else None
         action = "found"
         if found is None:
+            req.create_sent_at = now()
+            req.save(update_fields=["create_sent_at", "updated"])  # committed before the request leaves
             body = {
                 "template_id": template,
                 "send_email": self.event.settings.get(config.DOCUSEAL_SEND_EMAIL, as_type=bool),
@@ -219,6 +223,7 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
         # declined, expired, withdrawn or gone: a new request, under a new external id
         if req.submission_id:
             req.generation += 1
+            req.create_sent_at = None
         req.submission_id = req.submitter_id = None
         req.status, req.resend_requested, req.signed_pdf_url, req.decline_reason = SignatureRequest.PENDING, False, "", ""
         req.save()

@@ -51,6 +51,9 @@ class SignatureRequest(models.Model):
     signed_pdf_url = models.URLField(max_length=1000, blank=True, default="")
     status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
     decline_reason = models.TextField(blank=True, default="")
+    #: set (and committed) just before ``POST /submissions``: only a request that may have reached DocuSeal needs the
+    #: lookup by external id before the next attempt
+    create_sent_at = models.DateTimeField(null=True, blank=True)
     #: the organiser asked to send the link again; the queue does it and clears the flag
     resend_requested = models.BooleanField(default=False)
     updated = models.DateTimeField(auto_now=True)

@@ -101,7 +101,8 @@ def test_paid_order_one_submission_per_ticket_never_twice(ds_event, item, fake_d
     assert [s["external_id"] for s in subs] == [external_id(p) for p in positions]
     assert subs[0]["external_id"] == f"pretix-demo-concert-{order.code}-1"
     assert subs[0]["email"] == "jane@example.org" and subs[0]["name"] == "Jane Doe"
-    assert [(r.method, r.path) for r in fake_docuseal.requests] == [("GET", "/submitters"), ("POST", "/submissions")] * 2
+    # a first attempt cannot have created anything: no lookup, one call per ticket
+    assert [(r.method, r.path) for r in fake_docuseal.requests] == [("POST", "/submissions")] * 2
     assert json.loads(fake_docuseal.received("POST")[0].body)["template_id"] == DEMO_TEMPLATE_ID
     reqs = requests_of(order)
     assert [r.status for r in reqs] == ["sent", "sent"]
@@ -155,11 +156,10 @@ def test_lost_answer_after_creating_never_duplicates(ds_event, item, fake_docuse
     time.sleep(1.0)
     assert len(fake_docuseal.submissions) == 1  # DocuSeal did create it; we did not hear back
     assert len(fake_docuseal.received("POST")) == 1  # and it was not sent twice blindly
-    with scopes_disabled():
-        entry = order.all_logentries().filter(action_type__startswith="pretix.event.order.data_sync.failed").last()
-    assert entry is None or "checks for the object before creating it again" in json.dumps(entry.parsed_data)
+    fake_docuseal.reset()
     run_queue(django_capture_on_commit_callbacks)
     assert queue_rows(order, P) == [] and len(fake_docuseal.submissions) == 1
+    assert [(r.method, r.path) for r in fake_docuseal.requests] == [("GET", "/submitters")]  # found, not sent again
     [req] = requests_of(order)
     [sub] = fake_docuseal.submitters.values()
     assert req.submitter_id == sub["id"] and req.status == "sent"
@@ -218,17 +218,17 @@ def test_missing_template_is_a_config_failure(ds_event, item, fake_docuseal, dja
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("fault", [
-    {"status": 429, "body": {"error": "Too many requests"}, "times": 3},
-    {"status": 429, "body": {"error": "Too many requests"}, "headers": {"Retry-After": "600"}, "times": 1},
-    {"status": 500, "body": {"status": 500}, "times": 3},
-    {"status": 503, "times": 3},
-    {"drop": True, "times": 3},
+    {"status": 429, "body": {"error": "Too many requests"}},
+    {"status": 429, "body": {"error": "Too many requests"}, "headers": {"Retry-After": "600"}},
+    {"status": 500, "body": {"status": 500}},
+    {"status": 503},
+    {"drop": True},
 ])
 def test_transient_failures_are_retried_later(ds_event, item, fake_docuseal, django_capture_on_commit_callbacks, fault):
     from django.utils.timezone import now
     order = make_order(ds_event, item)
     pay(order)
-    fake_docuseal.fail_next(**fault)  # the lookup (a GET) is retried within the call: fail all of its attempts
+    fake_docuseal.fail_next(method="POST", **fault)  # a POST is never repeated within the call
     run_queue(django_capture_on_commit_callbacks)
     [row] = queue_rows(order, P)
     assert row.failed_attempts == 1 and row.need_manual_retry is None
@@ -236,6 +236,9 @@ def test_transient_failures_are_retried_later(ds_event, item, fake_docuseal, dja
     assert wait >= (590 if "Retry-After" in (fault.get("headers") or {}) else 59)
     run_queue(django_capture_on_commit_callbacks)
     assert queue_rows(order, P) == [] and len(fake_docuseal.submissions) == 1
+    # the retry looked the request up (the POST might have arrived), found nothing, and sent it: once
+    calls = [(r.method, r.path) for r in fake_docuseal.requests]
+    assert calls == [("POST", "/submissions"), ("GET", "/submitters"), ("POST", "/submissions")]
 
 
 @pytest.mark.django_db
@@ -243,15 +246,33 @@ def test_timeout_is_retried(ds_event, item, fake_docuseal, django_capture_on_com
     monkeypatch.setattr(DocuSealSync, "read_timeout", 0.3)
     order = make_order(ds_event, item)
     pay(order)
-    fake_docuseal.fail_next(method="GET", delay=1.0, times=3)
+    fake_docuseal.fail_next(method="POST", status=503)
+    run_queue(django_capture_on_commit_callbacks)
+    fake_docuseal.fail_next(method="GET", delay=1.0, times=3)  # then the lookup does not answer in time
     run_queue(django_capture_on_commit_callbacks)
     [row] = queue_rows(order, P)
-    assert row.failed_attempts == 1 and row.need_manual_retry is None
-    with scopes_disabled():
-        entry = order.all_logentries().filter(action_type__startswith="pretix.event.order.data_sync.failed").last()
-    assert entry is None or "did not answer in time" in json.dumps(entry.parsed_data)
+    assert row.failed_attempts == 2 and row.need_manual_retry is None
+    import time
+    time.sleep(1.0)
     run_queue(django_capture_on_commit_callbacks)
     assert queue_rows(order, P) == [] and len(fake_docuseal.submissions) == 1
+
+
+@pytest.mark.django_db
+def test_retries_stop_after_max_attempts_with_a_readable_failed_job(ds_event, item, fake_docuseal, django_capture_on_commit_callbacks):
+    order = make_order(ds_event, item)
+    pay(order)
+    fake_docuseal.fail_next(status=503, times=1000)
+    for _ in range(DocuSealSync.max_attempts):
+        run_queue(django_capture_on_commit_callbacks)
+    [row] = queue_rows(order, P)
+    assert row.need_manual_retry == "exceeded"
+    with scopes_disabled():
+        entry = order.all_logentries().get(action_type="pretix.event.order.data_sync.failed.exceeded")
+    said = json.dumps(entry.parsed_data)
+    # after repeated 503s the core's breaker pauses the calls: the message says so, without address or key
+    assert "DocuSeal failed several times in a row" in said and fake_docuseal.url not in said and DEMO_API_KEY not in said
+    assert len(fake_docuseal.submissions) == 0
 
 
 @pytest.mark.django_db

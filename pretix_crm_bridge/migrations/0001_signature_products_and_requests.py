@@ -36,6 +36,7 @@ class Migration(migrations.Migration):
                 ('signed_pdf_url', models.URLField(default='', max_length=1000)),
                 ('status', models.CharField(db_index=True, default='pending', max_length=16)),
                 ('decline_reason', models.TextField(default='')),
+                ('create_sent_at', models.DateTimeField(blank=True, null=True)),
                 ('resend_requested', models.BooleanField(default=False)),
                 ('updated', models.DateTimeField(auto_now=True)),
                 ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='crm_signature_requests', to='pretixbase.order')),
