@@ -148,8 +148,8 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
     # -- steps -----------------------------------------------------------------------------------------
 
     def result(self, req, action):
-        info = {"action": action, "submission_id": req.submission_id, "submitter_id": req.submitter_id, "slug": req.submitter_slug,
-                "status": req.status, "signing_url": req.signing_url}
+        # the signing link stays in SignatureRequest only (pretix's shredder for it clears it)
+        info = {"action": action, "submission_id": req.submission_id, "submitter_id": req.submitter_id, "status": req.status}
         if req.submission_id:
             info["external_link_href"] = self.client.submission_url(req.submission_id)
             info["external_link_display_name"] = _("DocuSeal submission #{id}").format(id=req.submission_id)
@@ -233,3 +233,31 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
 def _order_url(order):
     from pretix.multidomain.urlreverse import build_absolute_uri
     return build_absolute_uri(order.event, "presale:event.order", kwargs={"order": order.code, "secret": order.secret})
+
+
+def shredder_class():
+    """pretix's data shredder for the signature requests: the signing links and the signers' decline reasons."""
+    import json
+
+    from pretix.base.shredder import BaseDataShredder
+
+    class SignatureRequestShredder(BaseDataShredder):
+        verbose_name = _("DocuSeal signature requests")
+        identifier = "pretix_crm_bridge_docuseal"
+        description = _("This removes the signing links, the links to the signed documents and the reasons signers gave "
+                        "for declining, kept by the CRM bridge. The documents themselves stay in DocuSeal.")
+
+        def _requests(self):
+            return SignatureRequest.objects.filter(order__event=self.event)
+
+        def generate_files(self):
+            yield "docuseal-signatures.json", "application/json", json.dumps({
+                f"{r.order.code}-{r.position.positionid}": {"status": r.status, "submission_id": r.submission_id,
+                                                            "signed_document": r.signed_pdf_url, "decline_reason": r.decline_reason}
+                for r in self._requests().select_related("order", "position")
+            }, indent=4)
+
+        def shred_data(self, progress_callback=None):
+            self._requests().update(signing_url="", signed_pdf_url="", decline_reason="", submitter_slug="")
+
+    return SignatureRequestShredder

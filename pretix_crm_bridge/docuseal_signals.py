@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
 from pretix.base.logentrytypes import OrderLogEntryType, log_entry_types
 from pretix.base.services.placeholders import SimpleFunctionalTextPlaceholder
-from pretix.base.signals import event_copy_data, item_copy_data, register_mail_placeholders
+from pretix.base.signals import event_copy_data, item_copy_data, register_data_shredders, register_mail_placeholders
 from pretix.control.signals import item_forms, order_info as control_order_info, order_search_forms
 from pretix.multidomain.urlreverse import build_absolute_uri
 from pretix.presale.signals import order_info as presale_order_info, position_info as presale_position_info, process_response
@@ -114,6 +114,12 @@ def placeholders(sender, **kwargs):
         "signature_links", ["order", "event"], signature_links,
         lambda event: "Ticket (Jane Doe): https://docuseal.example/s/AbCdEf12345",
     )]
+
+
+@receiver(register_data_shredders, dispatch_uid="pretix_crm_bridge_docuseal_shredder")
+def shredder(sender, **kwargs):
+    from .docuseal import shredder_class
+    return shredder_class()
 
 
 # -- control panel -----------------------------------------------------------------------------------

@@ -744,3 +744,18 @@ def test_demo_organiser_signs_with_the_docuseal_simulator(client, django_capture
         assert req.status == "sent" and req.signing_url.startswith(server.url + "/s/")
         page = client.get(f"/demo/demo/order/{order.code}/{order.secret}/").content.decode()
         assert req.signing_url in page
+
+
+@pytest.mark.django_db
+def test_data_shredder(client, organizer, ds_event, item, fake_docuseal, django_capture_on_commit_callbacks):
+    order = paid_order(ds_event, item, django_capture_on_commit_callbacks)
+    [req] = requests_of(order)
+    fake_docuseal.decline_submitter(req.submitter_id, reason="Jane's private reason")
+    deliver(client, organizer, fake_docuseal, "form.declined", req.submitter_id, django_capture_on_commit_callbacks)
+    with scope(organizer=organizer):
+        shredder = ds_event.get_data_shredders()["pretix_crm_bridge_docuseal"]
+        [(name, _type, content)] = list(shredder.generate_files())
+        assert "Jane's private reason" in content
+        shredder.shred_data()
+    [req] = requests_of(order)
+    assert (req.signing_url, req.decline_reason, req.status) == ("", "", "declined")
