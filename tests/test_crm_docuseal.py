@@ -606,6 +606,16 @@ def test_connection_test_outcomes(admin_client, organizer, fake_docuseal):
     r = admin_client.post("/control/organizer/demo/crm/test/docuseal/", follow=True)
     assert "DocuSeal refused the credentials (HTTP 401)" in r.content.decode() and "Not authenticated" in r.content.decode()
 
+    from pretix_integrations_core.testing.docuseal import FakeDocuSeal
+    with FakeDocuSeal(base_path="/api") as selfhosted:
+        connect_docuseal(organizer, selfhosted)
+        organizer.settings.set(config.DOCUSEAL_URL, selfhosted.url)  # the instance's address, without /api
+        r = admin_client.post("/control/organizer/demo/crm/test/docuseal/", follow=True)
+        assert "DocuSeal answered, but not its API at this address (HTTP 404)" in r.content.decode()
+        organizer.settings.set(config.DOCUSEAL_URL, selfhosted.api_url)
+        r = admin_client.post("/control/organizer/demo/crm/test/docuseal/", follow=True)
+        assert "The connection to DocuSeal works" in r.content.decode()
+
 
 @pytest.mark.django_db
 def test_connection_saved_encrypted_and_masked(admin_client, organizer, fake_docuseal):
