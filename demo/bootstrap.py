@@ -233,6 +233,9 @@ def configure_docuseal(organizer, api_url, token=None):
     connections form stores them), let the demo event ask for signatures with the simulator's demo template, and make
     its full-price ticket require one: marking a demo order with that ticket paid shows the signing link on the order
     page. Values the organiser changed since (another DocuSeal, another template, products) are kept.
+
+    Returns the organiser's DocuSeal webhook URL, for the simulator to send its signed ``form.*`` notifications to
+    (None when the organiser connected another DocuSeal).
     """
     from pretix_crm_bridge import config
     from pretix_crm_bridge.models import SignatureProduct
@@ -241,7 +244,7 @@ def configure_docuseal(organizer, api_url, token=None):
     s = organizer.settings
     current_url = s.get(config.DOCUSEAL_URL, as_type=str, default="")
     if current_url and not current_url.startswith("http://127.0.0.1:"):
-        return  # the organiser connected their own DocuSeal: leave it alone
+        return None  # the organiser connected their own DocuSeal: leave it alone
     if current_url != api_url:
         s.set(config.DOCUSEAL_URL, api_url)
     for key, value in ((config.DOCUSEAL_API_KEY, token or DEMO_API_KEY), (config.DOCUSEAL_HMAC_SECRET, DEMO_HMAC_SECRET)):
@@ -253,10 +256,12 @@ def configure_docuseal(organizer, api_url, token=None):
             crypto.set_secret(s, key, value)
     with scopes_disabled():
         event = Event.objects.filter(organizer=organizer, slug=EVENT_SLUG).first()
-        if event is None or event.settings.get(config.DOCUSEAL_TEMPLATE):
-            return  # already set up once: what the organiser changed since stays
-        event.settings.set(config.DOCUSEAL_ENABLED, True)
-        event.settings.set(config.DOCUSEAL_TEMPLATE, str(DEMO_TEMPLATE_ID))
-        item = event.items.filter(default_price=Decimal("16.00")).first()
-        if item is not None and not SignatureProduct.objects.filter(event=event).exists():
-            SignatureProduct.objects.create(event=event, item=item)
+        if event is not None and not event.settings.get(config.DOCUSEAL_TEMPLATE):  # once: later changes stay
+            event.settings.set(config.DOCUSEAL_ENABLED, True)
+            event.settings.set(config.DOCUSEAL_TEMPLATE, str(DEMO_TEMPLATE_ID))
+            item = event.items.filter(default_price=Decimal("16.00")).first()
+            if item is not None and not SignatureProduct.objects.filter(event=event).exists():
+                SignatureProduct.objects.create(event=event, item=item)
+    from django.urls import reverse
+    return settings.SITE_URL.rstrip("/") + reverse("plugins:pretix_crm_bridge:docuseal.webhook", kwargs={
+        "organizer_id": organizer.pk, "secret": config.docuseal_url_secret(organizer, create=True)})

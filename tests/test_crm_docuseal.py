@@ -1,6 +1,8 @@
 """CRM bridge → DocuSeal through pretix's doors: order services, the data-sync queue, fake DocuSeal over HTTP, its webhooks."""
 import json
 import re
+import time
+from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
@@ -14,6 +16,7 @@ from pretix_crm_bridge.docuseal import DocuSealSync, external_id
 from pretix_crm_bridge.models import SignatureProduct, SignatureRequest
 from pretix_integrations_core import crypto
 from pretix_integrations_core.testing.docuseal import DEMO_API_KEY, DEMO_HMAC_SECRET, DEMO_SECRET_HEADER, DEMO_TEMPLATE_ID
+from pretix_integrations_core.testing.fakeserver import FakeServer, json_response, route
 
 from .crm_utils import make_order as _make_order, pay, queue_rows, results, run_queue
 
@@ -754,6 +757,34 @@ def test_demo_organiser_signs_with_the_docuseal_simulator(client, django_capture
         assert req.status == "sent" and req.signing_url.startswith(server.url + "/s/")
         page = client.get(f"/demo/demo/order/{order.code}/{order.secret}/").content.decode()
         assert req.signing_url in page
+
+        # the buyer opens the link and signs on the simulator's page; its signed webhooks reach the organiser's URL
+        hook = configure_docuseal(objs.organizer, server.url, DEMO_API_KEY)
+        assert hook.endswith(f"/_docuseal/webhook/{objs.organizer.pk}/{config.docuseal_url_secret(objs.organizer)}/")
+        with Recorder() as pretix_stand_in:  # no live pretix in tests: catch what the simulator sends, then hand it in
+            server.webhook_url = pretix_stand_in.url + "/hook"
+            import requests
+            assert "Sign" in requests.get(req.signing_url, timeout=5).text
+            assert requests.post(req.signing_url + "/sign", timeout=5).status_code == 200
+            deadline = time.time() + 5
+            while len(pretix_stand_in.requests) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+        viewed, completed = pretix_stand_in.requests
+        for delivery in (viewed, completed):
+            with django_capture_on_commit_callbacks(execute=True):
+                r = client.post(urlsplit(hook).path, delivery.body, content_type="application/json",
+                                HTTP_X_DOCUSEAL_SIGNATURE=delivery.header("X-Docuseal-Signature"))
+            assert r.status_code == 202
+        [req] = requests_of(order)
+        assert req.status == "completed" and req.signed_pdf_url.startswith(server.url)
+
+
+class Recorder(FakeServer):
+    label = "recorder"
+
+    @route("POST", r"/hook")
+    def hook(self, req):
+        return json_response({})
 
 
 @pytest.mark.django_db
