@@ -127,7 +127,8 @@ class DocuSealSync(HttpSyncProviderMixin, OutboundSyncProvider):
         req = SignatureRequest.objects.filter(position=position).first()
         if req is None and position.item_id not in self.items:
             return None
-        gone = order.status in (Order.STATUS_CANCELED, Order.STATUS_EXPIRED) or position.canceled
+        # canceled or expired, or the ticket was changed to a product that needs no signature
+        gone = order.status in (Order.STATUS_CANCELED, Order.STATUS_EXPIRED) or position.canceled or position.item_id not in self.items
         if gone:
             return self.archive(order, req) if req else None
         if not is_triggered(order):

@@ -331,6 +331,25 @@ def test_reactivated_order_gets_a_new_request(ds_event, item, fake_docuseal, dja
 
 
 @pytest.mark.django_db
+def test_ticket_changed_to_a_product_without_signature_archives(ds_event, item, fake_docuseal, django_capture_on_commit_callbacks):
+    from decimal import Decimal
+
+    from pretix.base.models import Item
+    from pretix.base.services.orders import OrderChangeManager
+    order = paid_order(ds_event, item, django_capture_on_commit_callbacks)
+    [req] = requests_of(order)
+    with scopes_disabled():
+        other = Item.objects.create(event=ds_event, name="Standing", default_price=Decimal("16.00"), admission=True)
+        ds_event.quotas.first().items.add(other)
+    with scope(organizer=ds_event.organizer):
+        ocm = OrderChangeManager(order)
+        ocm.change_item(order.positions.get(), other, None)
+        ocm.commit()
+    run_queue(django_capture_on_commit_callbacks)
+    assert requests_of(order)[0].status == "archived" and fake_docuseal.submissions[req.submission_id]["archived_at"]
+
+
+@pytest.mark.django_db
 def test_cancel_while_the_job_waits_sends_nothing(ds_event, item, fake_docuseal, django_capture_on_commit_callbacks):
     order = make_order(ds_event, item)
     pay(order)
