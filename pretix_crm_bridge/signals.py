@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from pretix.base import signals as base_signals
-from pretix.base.logentrytypes import OrderLogEntryType, log_entry_types
+from pretix.base.logentrytypes import LogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.models import OrderRefund
 from pretix.control.signals import event_dashboard_widgets, nav_event_settings, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
@@ -93,6 +93,37 @@ def order_consent_panel(sender, order, request, **kwargs):
 @log_entry_types.new("pretix_crm_bridge.consent.withdrawn", _(
     "Marketing consent withdrawn: the buyer is removed from the event's Mautic segments and campaigns."))
 class ConsentWithdrawnLogEntryType(OrderLogEntryType):
+    pass
+
+
+@receiver(base_signals.register_payment_providers, dispatch_uid="pretix_crm_bridge_payment_provider")
+def payment_provider(sender, **kwargs):
+    from .payment import InvoiceNinjaPayment
+    return InvoiceNinjaPayment
+
+
+@log_entry_types.new("pretix_crm_bridge.invoiceninja.payment.accepted", _(
+    "Payment reconciled in Invoice Ninja: payment {payment_number} of {amount} {currency} on invoice {invoice_number} was "
+    "confirmed in pretix."))
+class NinjaPaymentAcceptedLogEntryType(OrderLogEntryType):
+    pass
+
+
+@log_entry_types.new("pretix_crm_bridge.invoiceninja.payment.refused", _(
+    "Payment reported by Invoice Ninja not applied (payment {payment_number}, {amount} {currency}, invoice {invoice_number}): {reason}"))
+class NinjaPaymentRefusedLogEntryType(OrderLogEntryType):
+    pass
+
+
+@log_entry_types.new("pretix_crm_bridge.invoiceninja.payment.unmatched", _(
+    "Payment reported by Invoice Ninja not applied (payment {payment_id}, invoice {invoice_number}): {reason}"))
+class NinjaPaymentUnmatchedLogEntryType(LogEntryType):
+    pass
+
+
+@log_entry_types.new("pretix_crm_bridge.webhook_url.regenerated", _(
+    "A new CRM webhook URL was created for {system}; the previous one no longer works."))
+class WebhookUrlRegeneratedLogEntryType(LogEntryType):
     pass
 
 

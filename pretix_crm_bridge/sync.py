@@ -26,6 +26,7 @@ from pretix_integrations_core.errors import ServiceRateLimited, ServiceRejected
 
 from . import config
 from .clients import SERVICE_NINJA
+from .payment import IDENTIFIER as NINJA_PAYMENT
 from .triggers import INVOICENINJA, MAUTIC
 
 
@@ -33,13 +34,13 @@ def has_consent(order) -> bool:
     return bool((order.meta_info_data or {}).get("contact_form_data", {}).get(config.CONSENT_FIELD))
 
 
-def withdraw_consent(order, user=None):
+def withdraw_consent(order, user=None, data=None):
     """The buyer withdrew their consent: keep that on the order, log it, and queue the Mautic clean-up (no HTTP here)."""
-    data = order.meta_info_data or {}
-    data.setdefault("contact_form_data", {})[config.CONSENT_FIELD] = False
-    order.meta_info = json.dumps(data)
+    meta = order.meta_info_data or {}
+    meta.setdefault("contact_form_data", {})[config.CONSENT_FIELD] = False
+    order.meta_info = json.dumps(meta)
     order.save(update_fields=["meta_info"])
-    order.log_action("pretix_crm_bridge.consent.withdrawn", user=user, data={})
+    order.log_action("pretix_crm_bridge.consent.withdrawn", user=user, data=data or {})
     if OrderSyncResult.objects.filter(order=order, sync_provider=MauticSync.identifier).exists():
         MauticSync.enqueue_order(order, "consent_withdrawn")
 
@@ -217,6 +218,9 @@ class InvoiceNinjaSync(CrmSyncProvider):
         client_result = (mapped_objects.get(self.MAPPING_CLIENT) or [None])[0]
         if not client_result:
             return None
+        if order.status == order.STATUS_PENDING and order.total > 0 and self.event.settings.get(config.NINJA_INVOICE_PENDING, as_type=bool):
+            # the invoice exists before the money arrives, so a bank transfer can be reconciled in Invoice Ninja
+            return self.sync_invoice(order, client_result.sync_info["client_id"])
         if order.status != order.STATUS_PAID or order.total <= 0:
             return self.sync_refunds_only(order, client_result.sync_info["client_id"])
         return self.sync_invoice(order, client_result.sync_info["client_id"])
@@ -290,7 +294,9 @@ class InvoiceNinjaSync(CrmSyncProvider):
         return lines
 
     def sync_invoice(self, order, client_id):
-        number = self.invoice_number(order)
+        previous = OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=self.MAPPING_INVOICE).first()
+        # an invoice sent while the order was pending keeps its number when pretix invoices the payment later
+        number = (previous.sync_info.get("number") if previous else None) or self.invoice_number(order)
         invoice = self.client.find_invoice(number)
         action = "nothing_to_do"
         if invoice is None:
@@ -377,7 +383,8 @@ class InvoiceNinjaSync(CrmSyncProvider):
         if str(invoice.get("status_id")) == "4" or balance <= 0:
             return []
         recorded = []
-        for p in order.payments.filter(state=OrderPayment.PAYMENT_STATE_CONFIRMED).order_by("local_id"):
+        # payments reconciled in Invoice Ninja (ninja_webhooks.py) are already there: never recorded back
+        for p in order.payments.filter(state=OrderPayment.PAYMENT_STATE_CONFIRMED).exclude(provider=NINJA_PAYMENT).order_by("local_id"):
             if balance <= 0.005:
                 break
             key = f"pretix:{self.event.pk}:{order.code}:P{p.local_id}"

@@ -25,7 +25,8 @@ Trigger = namedtuple("Trigger", ("signal", "label", "system", "action"))
 TRIGGERS = (
     Trigger("order_placed", _("Order placed"), MAUTIC,
             _("Create or update the buyer's contact (if the buyer agreed), add the “order placed” segments.")),
-    Trigger("order_placed", _("Order placed"), INVOICENINJA, _("Create or update the buyer's client.")),
+    Trigger("order_placed", _("Order placed"), INVOICENINJA,
+            _("Create or update the buyer's client, and the unpaid invoice if the event creates it when the order is placed.")),
     Trigger("order_paid", _("Order paid"), MAUTIC,
             _("Update the contact (if the buyer agreed), add the “order placed” and “order paid” segments, and the "
               "“order paid” campaigns (and the welcome campaigns for a first purchase) once per order.")),

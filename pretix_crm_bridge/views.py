@@ -33,8 +33,16 @@ class ConnectionsView(OrganizerSettingsFormView):
         return reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": self.request.organizer.slug})
 
     def get_context_data(self, **kwargs):
+        from .ninja_webhooks import recent_payment_log
+        from .webhook_secrets import hook_url
         ctx = super().get_context_data(**kwargs)
         ctx["health"] = organizer_health(self.request.organizer)
+        organizer = self.request.organizer
+        if config.invoiceninja_configured(organizer):
+            ctx["ninja_hook_url"] = hook_url(organizer, "invoiceninja")
+            ctx["ninja_payment_log"] = recent_payment_log(organizer)
+        if config.mautic_configured(organizer):
+            ctx["mautic_hook_url"] = hook_url(organizer, "mautic")
         return ctx
 
 
@@ -46,6 +54,20 @@ class ConnectionTestView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMi
             raise Http404()
         outcome, message = check_connection(request.organizer, kwargs["system"])
         (messages.success if outcome == OK else messages.error)(request, message)
+        return redirect(reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": request.organizer.slug}))
+
+
+class WebhookUrlRegenerateView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+    """A new secret in the organiser's webhook URL for a system: the old URL stops working at once."""
+    permission = "organizer.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        from .webhook_secrets import KEYS, regenerate
+        if kwargs["system"] not in KEYS:
+            raise Http404()
+        regenerate(request.organizer, kwargs["system"], user=request.user)
+        messages.success(request, _("A new webhook URL was created. Enter it in {system} now: the old one no longer works.").format(
+            system=SYSTEM_NAMES[kwargs["system"]]))
         return redirect(reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": request.organizer.slug}))
 
 

@@ -1,0 +1,292 @@
+"""
+CRM bridge ← Invoice Ninja and Mautic: webhooks through their doors (the organiser's secret URLs), the payment re-fetched
+from the fake Invoice Ninja over HTTP, pretix's real payment confirmation; consent withdrawal through pretix's data
+shredder; cancellations reaching Invoice Ninja.
+"""
+import json
+from decimal import Decimal
+
+import pytest
+import requests
+from django_scopes import scope, scopes_disabled
+
+from pretix.base.models import Event, Order, Organizer, Team, User
+
+from pretix_crm_bridge import config
+from pretix_crm_bridge.payment import IDENTIFIER as NINJA_PROVIDER
+from pretix_crm_bridge.sync import InvoiceNinjaSync
+from pretix_crm_bridge.webhook_secrets import ensure_path_secret
+from pretix_integrations_core.testing.invoiceninja import DEMO_API_TOKEN
+
+from .crm_utils import connect_ninja, make_order, pay, queue_rows, results, run_queue
+
+NINJA = InvoiceNinjaSync.identifier
+CONN = "/control/organizer/demo/crm/"
+
+
+def log_actions(obj):
+    with scopes_disabled():
+        entries = obj.all_logentries() if isinstance(obj, Order) else obj.all_logentries()
+        return [(e.action_type, e.parsed_data) for e in entries.order_by("pk")]
+
+
+def organizer_log(organizer, action_type):
+    from pretix.base.models import LogEntry
+    with scopes_disabled():
+        return [e.parsed_data for e in LogEntry.objects.filter(organizer_id=organizer.pk, action_type=action_type).order_by("pk")]
+
+
+# -- Invoice Ninja payments ------------------------------------------------------------------------
+
+@pytest.fixture
+def ninja_event(crm_event):
+    crm_event.settings.set(config.MAUTIC_ENABLED, False)
+    crm_event.settings.set(config.NINJA_INVOICE_PENDING, True)
+    return crm_event
+
+
+def ninja_api(fake, method, path, **kwargs):
+    """What the organiser does in Invoice Ninja (its UI uses the same API)."""
+    r = requests.request(method, fake.url + path, headers={"X-API-TOKEN": DEMO_API_TOKEN, "X-Requested-With": "XMLHttpRequest"},
+                         timeout=5, **kwargs)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def placed_order(event, item, django_capture_on_commit_callbacks, **kwargs):
+    """An order placed (pretix's signal), whose client and unpaid invoice the queue sent to Invoice Ninja."""
+    from pretix.base.signals import order_placed
+    order = make_order(event, item, **kwargs)
+    with scope(organizer=event.organizer):
+        order_placed.send(event, order=order)
+    run_queue(django_capture_on_commit_callbacks)
+    return order
+
+
+def ninja_invoice(fake, number):
+    return next(i for i in fake.store["invoices"].values() if i["number"] == number)
+
+
+def record_bank_transfer(fake, invoice, amount, **extra):
+    """The organiser reconciles a bank transfer in Invoice Ninja: a payment on the invoice."""
+    return ninja_api(fake, "POST", "/api/v1/payments", json={
+        "client_id": invoice["client_id"], "amount": amount, "date": "2026-08-02", "type_id": "1",
+        "transaction_reference": "VIR SEPA 20260802 DUPONT", "invoices": [{"invoice_id": invoice["id"], "amount": amount}], **extra})
+
+
+def hook(organizer):
+    with scopes_disabled():
+        return f"/_crm/invoiceninja/{organizer.slug}/{ensure_path_secret(organizer, 'invoiceninja')}/"
+
+
+def deliver(client, url, fake, payment_id, django_capture_on_commit_callbacks, mutate=None):
+    """Invoice Ninja's webhook: the bare payment entity, unsigned."""
+    payload = fake.entity_payload("payments", payment_id)
+    if mutate:
+        mutate(payload)
+    with django_capture_on_commit_callbacks(execute=True):
+        return client.post(url, json.dumps(payload), content_type="application/json")
+
+
+@pytest.mark.django_db
+def test_ninja_payment_marks_the_pending_order_paid(client, admin_client, ninja_event, item, organizer, fake_invoiceninja,
+                                                    django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    assert invoice["balance"] == 16.0 and invoice["po_number"] == order.code  # the unpaid invoice is there before the money
+    payment = record_bank_transfer(fake_invoiceninja, invoice, 16.0)
+
+    def forge(payload):  # the payload is never trusted: the payment is re-fetched
+        payload["amount"] = 1.0
+        payload["paymentables"][0]["amount"] = 1.0
+    r = deliver(client, hook(organizer), fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks, forge)
+    assert r.status_code == 202
+    assert fake_invoiceninja.received("GET", rf"^/api/v1/payments/{payment['id']}$")
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PAID
+    with scopes_disabled():
+        [p] = order.payments.all()
+    assert p.provider == NINJA_PROVIDER and p.amount == Decimal("16.00") and p.info_data["invoiceninja_payment_id"] == payment["id"]
+    actions = [a for a, _d in log_actions(order)]
+    assert "pretix.event.order.paid" in actions and "pretix_crm_bridge.invoiceninja.payment.accepted" in actions
+    page = admin_client.get(f"/control/event/demo/concert/orders/{order.code}/").content.decode()
+    assert "Payment reconciled in Invoice Ninja" in page and "VIR SEPA 20260802 DUPONT" in page
+
+    # the paid order goes through the queue: the same invoice, and the payment is not recorded back (no loop)
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(order, NINJA) == []
+    assert len(fake_invoiceninja.store["payments"]) == 1 and len(fake_invoiceninja.store["invoices"]) == 1
+    assert results(order, NINJA)[2].sync_info["number"] == order.full_code
+
+
+@pytest.mark.django_db
+def test_ninja_payment_pretix_invoice_number_keeps_its_number_when_paid(client, ninja_event, item, organizer, fake_invoiceninja,
+                                                                        django_capture_on_commit_callbacks):
+    """pretix issues its invoice on payment: the Invoice Ninja invoice made while pending keeps the order's number."""
+    ninja_event.settings.set("invoice_generate", "paid")
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    payment = record_bank_transfer(fake_invoiceninja, invoice, 16.0)
+    deliver(client, hook(organizer), fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks)
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PAID
+    run_queue(django_capture_on_commit_callbacks)
+    assert len(fake_invoiceninja.store["invoices"]) == 1 and len(fake_invoiceninja.store["payments"]) == 1
+
+
+@pytest.mark.django_db
+def test_ninja_payment_amount_or_currency_mismatch_refused(client, admin_client, ninja_event, item, organizer, fake_invoiceninja,
+                                                           django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    partial = record_bank_transfer(fake_invoiceninja, invoice, 10.0)
+    assert deliver(client, hook(organizer), fake_invoiceninja, partial["id"], django_capture_on_commit_callbacks).status_code == 202
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PENDING
+    with scopes_disabled():
+        assert not order.payments.exists()
+    [(action, data)] = [(a, d) for a, d in log_actions(order) if a.startswith("pretix_crm_bridge.invoiceninja")]
+    assert action == "pretix_crm_bridge.invoiceninja.payment.refused"
+    assert data["reason"] == "The payment is 10.00 EUR, the order still owes 16.00 EUR." and data["amount"] == "10.00"
+
+    # the rest, in dollars: refused too
+    fake_invoiceninja.duplicate_window = 0
+    dollars = record_bank_transfer(fake_invoiceninja, invoice, 6.0, currency_id="1")
+    deliver(client, hook(organizer), fake_invoiceninja, dollars["id"], django_capture_on_commit_callbacks)
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PENDING
+    assert log_actions(order)[-1][1]["reason"] == "The payment is in USD, the order in EUR."
+    page = admin_client.get(CONN).content.decode()  # visible to the organiser on the connections page
+    assert "the order still owes 16.00 EUR" in page and "The payment is in USD" in page
+
+
+@pytest.mark.django_db
+def test_ninja_payment_unknown_invoice_refused(client, admin_client, ninja_event, item, organizer, fake_invoiceninja,
+                                               django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    client_id = ninja_invoice(fake_invoiceninja, order.full_code)["client_id"]
+    other = ninja_api(fake_invoiceninja, "POST", "/api/v1/invoices", params={"mark_sent": "true"}, json={
+        "client_id": client_id, "number": "CONSULTING-7", "line_items": [{"product_key": "Consulting", "cost": 16.0, "quantity": 1}]})
+    payment = record_bank_transfer(fake_invoiceninja, other, 16.0)
+    assert deliver(client, hook(organizer), fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks).status_code == 202
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PENDING
+    [data] = organizer_log(organizer, "pretix_crm_bridge.invoiceninja.payment.unmatched")
+    assert data["invoice_number"] == "CONSULTING-7" and "No pretix order of this organizer" in data["reason"]
+    assert "CONSULTING-7" in admin_client.get(CONN).content.decode()
+
+
+@pytest.mark.django_db
+def test_ninja_payment_already_paid_order_refused(client, ninja_event, item, organizer, fake_invoiceninja, django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    pay(order)  # paid in pretix meanwhile (e.g. by card), before the queue told Invoice Ninja
+    payment = record_bank_transfer(fake_invoiceninja, invoice, 16.0)
+    deliver(client, hook(organizer), fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        assert order.payments.count() == 1
+    assert log_actions(order)[-1] == ("pretix_crm_bridge.invoiceninja.payment.refused", {
+        "payment_id": payment["id"], "payment_number": payment["number"], "transaction_reference": "VIR SEPA 20260802 DUPONT",
+        "invoice_number": order.full_code, "amount": "16.00", "currency": "EUR", "reason": "The order is already paid."})
+
+
+@pytest.mark.django_db
+def test_ninja_webhook_wrong_secret_refused_and_logged_without_it(client, ninja_event, item, organizer, fake_invoiceninja, caplog,
+                                                                  django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    payment = record_bank_transfer(fake_invoiceninja, ninja_invoice(fake_invoiceninja, order.full_code), 16.0)
+    forged = "/_crm/invoiceninja/demo/forged-secret-0123456789abcdefghijklmnopq/"
+    assert deliver(client, forged, fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks).status_code == 404
+    assert client.get(hook(organizer)).status_code == 405
+    assert deliver(client, "/_crm/invoiceninja/nobody/x/", fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks).status_code == 404
+    assert "forged-secret" not in caplog.text and "wrong secret" in caplog.text
+    assert not fake_invoiceninja.received("GET", r"^/api/v1/payments/")
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PENDING
+
+
+@pytest.mark.django_db
+def test_ninja_webhook_duplicates_are_harmless(client, ninja_event, item, organizer, fake_invoiceninja, django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    payment = record_bank_transfer(fake_invoiceninja, ninja_invoice(fake_invoiceninja, order.full_code), 16.0)
+    url = hook(organizer)
+    assert deliver(client, url, fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks).status_code == 202
+    assert deliver(client, url, fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks).status_code == 200  # same body
+    # the same payment again with another body (an "update payment" event): re-fetched, not applied twice
+    r = deliver(client, url, fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks,
+                lambda p: p.update(updated_at=p["updated_at"] + 5))
+    assert r.status_code == 202
+    assert len(fake_invoiceninja.received("GET", rf"^/api/v1/payments/{payment['id']}$")) == 2
+    order.refresh_from_db()
+    with scopes_disabled():
+        assert order.status == Order.STATUS_PAID and order.payments.count() == 1
+    assert [a for a, _d in log_actions(order)].count("pretix_crm_bridge.invoiceninja.payment.accepted") == 1
+
+
+@pytest.mark.django_db
+def test_ninja_payment_recorded_by_the_bridge_is_ignored(client, ninja_event, item, organizer, fake_invoiceninja,
+                                                         django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    [own] = fake_invoiceninja.store["payments"].values()
+    assert own["idempotency_key"].startswith("pretix:")
+    n_logs = len(log_actions(order))
+    assert deliver(client, hook(organizer), fake_invoiceninja, own["id"], django_capture_on_commit_callbacks).status_code == 202
+    with scopes_disabled():
+        assert order.payments.count() == 1
+    assert len(log_actions(order)) == n_logs  # nothing: neither applied nor reported as refused
+    assert organizer_log(organizer, "pretix_crm_bridge.invoiceninja.payment.unmatched") == []
+
+
+@pytest.mark.django_db
+def test_ninja_payment_of_another_organizers_order_refused(client, ninja_event, item, organizer, fake_invoiceninja,
+                                                           django_capture_on_commit_callbacks):
+    """Two organisers on the same Invoice Ninja: a payment sent to the other organiser's URL never pays this order."""
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    payment = record_bank_transfer(fake_invoiceninja, ninja_invoice(fake_invoiceninja, order.full_code), 16.0)
+    with scopes_disabled():
+        other = Organizer.objects.create(name="Other", slug="other")
+        Event.objects.create(organizer=other, name="Concert", slug="concert", date_from=ninja_event.date_from, plugins="pretix_crm_bridge")
+        other.enable_plugin("pretix_crm_bridge")
+        other.save()
+        connect_ninja(other, fake_invoiceninja)
+    assert deliver(client, hook(other), fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks).status_code == 202
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PENDING
+    assert organizer_log(other, "pretix_crm_bridge.invoiceninja.payment.unmatched")[0]["invoice_number"] == order.full_code
+    assert organizer_log(organizer, "pretix_crm_bridge.invoiceninja.payment.unmatched") == []
+
+
+@pytest.mark.django_db
+def test_webhook_urls_on_the_connections_page_and_regenerated(admin_client, client, ninja_event, organizer, fake_invoiceninja):
+    page = admin_client.get(CONN).content.decode()
+    old = hook(organizer)
+    assert old in page and "Create Payment" in page
+    r = admin_client.post(CONN + "webhook-url/invoiceninja/", follow=True)
+    assert r.status_code == 200
+    new = hook(organizer)
+    assert new != old and new in r.content.decode() and old not in r.content.decode()
+    assert client.post(old, "{}", content_type="application/json").status_code == 404
+    assert client.post(new, "{}", content_type="application/json").status_code == 202
+    assert organizer_log(organizer, "pretix_crm_bridge.webhook_url.regenerated") == [{"system": "invoiceninja"}]
+    assert admin_client.post(CONN + "webhook-url/other/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_webhook_url_regeneration_needs_the_organizer_settings_permission(client, ninja_event, organizer, fake_invoiceninja):
+    url = hook(organizer)
+    u = User.objects.create_user("staff@example.org", "staff-password")
+    t = Team.objects.create(organizer=organizer, name="Staff", all_events=True,
+                            limit_event_permissions={"event.orders:read": True, "event.orders:write": True})
+    t.members.add(u)
+    assert client.login(email="staff@example.org", password="staff-password")
+    assert client.post(CONN + "webhook-url/invoiceninja/").status_code == 403
+    assert client.get(CONN).status_code == 403
+    assert hook(organizer) == url
+    with scopes_disabled():
+        Organizer.objects.create(name="Other", slug="other")
+    admin = User.objects.create_user("admin2@example.org", "admin-password")
+    Team.objects.create(organizer=organizer, name="Admins2", all_events=True, all_organizer_permissions=True).members.add(admin)
+    assert client.login(email="admin2@example.org", password="admin-password")
+    assert client.post("/control/organizer/other/crm/webhook-url/invoiceninja/").status_code in (403, 404)
