@@ -11,7 +11,7 @@ from pretix.base.logentrytypes import LogEntryType, OrderLogEntryType, log_entry
 from pretix.base.models import OrderRefund
 from pretix.control.signals import event_dashboard_widgets, nav_event_settings, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
-from pretix.presale.signals import contact_form_fields
+from pretix.presale.signals import contact_form_fields, order_info as presale_order_info
 
 from . import config, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
 
@@ -88,6 +88,21 @@ def order_consent_panel(sender, order, request, **kwargs):
         "order": order, "request": request, "consent": has_consent(order),
         "can_change": request.user.has_event_permission(request.organizer, request.event, "event.orders:write", request=request),
     }, request=request)
+
+
+@receiver(base_signals.register_data_shredders, dispatch_uid="pretix_crm_bridge_data_shredders")
+def data_shredders(sender, **kwargs):
+    from .consent import MarketingConsentShredder
+    return MarketingConsentShredder
+
+
+@receiver(presale_order_info, dispatch_uid="pretix_crm_bridge_presale_order_info")
+def buyer_consent_panel(sender, order, request, **kwargs):
+    """On the buyer's order page: a way to stop the news as easy as the checkbox that started them."""
+    from .sync import has_consent
+    if not sender.settings.get(config.MAUTIC_ENABLED, as_type=bool) or not has_consent(order):
+        return ""
+    return get_template("pretix_crm_bridge/presale_order_info.html").render({"order": order, "event": sender}, request=request)
 
 
 @log_entry_types.new("pretix_crm_bridge.consent.withdrawn", _(

@@ -107,6 +107,22 @@ class MauticSync(CrmSyncProvider):
     def previous_result(self, order):
         return OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=1).first()
 
+    def sync_object(self, inputs, mapping, mapped_objects):
+        order = inputs[ORDER]
+        if order.email or has_consent(order):
+            return super().sync_object(inputs, mapping, mapped_objects)
+        # the email was shredded (pretix's data shredder): pretix would skip the object, but the withdrawal still reaches
+        # Mautic through the contact id kept from the earlier sync
+        previous = self.previous_result(order)
+        if previous is None:
+            return None
+        info = self.withdraw(order)
+        previous.external_link_href = info.pop("external_link_href", None) or previous.external_link_href
+        previous.external_link_display_name = info.pop("external_link_display_name", None) or previous.external_link_display_name
+        previous.sync_info, previous.transmitted = info, now()
+        previous.save(update_fields=["external_link_href", "external_link_display_name", "sync_info", "transmitted"])
+        return previous
+
     def withdraw(self, order):
         previous = self.previous_result(order)
         contact_id = previous.sync_info.get("contact_id")

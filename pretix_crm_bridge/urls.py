@@ -1,6 +1,9 @@
 from django.urls import path, re_path
 
+from pretix.multidomain import event_path
+
 from . import views
+from .consent import BuyerConsentWithdrawView
 from .mautic_webhooks import MauticWebhookView
 from .ninja_webhooks import InvoiceNinjaWebhookView
 
@@ -17,4 +20,8 @@ urlpatterns = [
             name="event.mautic_fields"),
     re_path(r"^control/event/(?P<organizer>[^/]+)/(?P<event>[^/]+)/crm/orders/(?P<code>[0-9A-Z]+)/withdraw-consent/$",
             views.ConsentWithdrawView.as_view(), name="order.withdraw_consent"),
+]
+
+event_patterns = [
+    event_path("crm/order/<str:order>/<str:secret>/withdraw-consent/", BuyerConsentWithdrawView.as_view(), name="buyer.withdraw_consent"),
 ]

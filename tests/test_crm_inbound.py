@@ -3,22 +3,29 @@ CRM bridge ← Invoice Ninja and Mautic: webhooks through their doors (the organ
 from the fake Invoice Ninja over HTTP, pretix's real payment confirmation; consent withdrawal through pretix's data
 shredder; cancellations reaching Invoice Ninja.
 """
+import io
 import json
+import time
+from datetime import timedelta
 from decimal import Decimal
+from zipfile import ZipFile
 
 import pytest
 import requests
+from django.utils.timezone import now
 from django_scopes import scope, scopes_disabled
 
-from pretix.base.models import Event, Order, Organizer, Team, User
+from pretix.base.models import CachedFile, Event, LogEntry, Order, Organizer, Team, User
+from pretix.base.signals import order_placed
 
 from pretix_crm_bridge import config
 from pretix_crm_bridge.payment import IDENTIFIER as NINJA_PROVIDER
-from pretix_crm_bridge.sync import InvoiceNinjaSync
+from pretix_crm_bridge.sync import InvoiceNinjaSync, MauticSync, has_consent
 from pretix_crm_bridge.webhook_secrets import ensure_path_secret
+from pretix_integrations_core import crypto
 from pretix_integrations_core.testing.invoiceninja import DEMO_API_TOKEN
 
-from .crm_utils import connect_ninja, make_order, pay, queue_rows, results, run_queue
+from .crm_utils import connect_mautic, connect_ninja, make_order, pay, queue_rows, results, run_queue
 
 NINJA = InvoiceNinjaSync.identifier
 CONN = "/control/organizer/demo/crm/"
@@ -30,8 +37,13 @@ def log_actions(obj):
         return [(e.action_type, e.parsed_data) for e in entries.order_by("pk")]
 
 
+def consent(order):
+    """The consent as stored now (Order.meta_info_data is cached on an instance)."""
+    with scopes_disabled():
+        return has_consent(Order.objects.get(pk=order.pk))
+
+
 def organizer_log(organizer, action_type):
-    from pretix.base.models import LogEntry
     with scopes_disabled():
         return [e.parsed_data for e in LogEntry.objects.filter(organizer_id=organizer.pk, action_type=action_type).order_by("pk")]
 
@@ -55,7 +67,6 @@ def ninja_api(fake, method, path, **kwargs):
 
 def placed_order(event, item, django_capture_on_commit_callbacks, **kwargs):
     """An order placed (pretix's signal), whose client and unpaid invoice the queue sent to Invoice Ninja."""
-    from pretix.base.signals import order_placed
     order = make_order(event, item, **kwargs)
     with scope(organizer=event.organizer):
         order_placed.send(event, order=order)
@@ -290,3 +301,195 @@ def test_webhook_url_regeneration_needs_the_organizer_settings_permission(client
     Team.objects.create(organizer=organizer, name="Admins2", all_events=True, all_organizer_permissions=True).members.add(admin)
     assert client.login(email="admin2@example.org", password="admin-password")
     assert client.post("/control/organizer/other/crm/webhook-url/invoiceninja/").status_code in (403, 404)
+
+
+# -- consent withdrawal: pretix's data shredder, the buyer's order page ----------------------------
+
+@pytest.fixture
+def mautic_event(crm_event):
+    crm_event.settings.set(config.NINJA_ENABLED, False)
+    crm_event.settings.set(config.MAUTIC_SEGMENTS_PLACED, "1")
+    crm_event.settings.set(config.MAUTIC_SEGMENTS_PAID, "2")
+    return crm_event
+
+
+def synced_paid_order(event, item, django_capture_on_commit_callbacks, **kwargs):
+    order = make_order(event, item, **kwargs)
+    pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    return order
+
+
+@pytest.mark.django_db
+def test_data_shredder_removes_the_contacts_from_the_segments(admin_client, mautic_event, item, fake_mautic, django_capture_on_commit_callbacks):
+    jane = synced_paid_order(mautic_event, item, django_capture_on_commit_callbacks)
+    joe = synced_paid_order(mautic_event, item, django_capture_on_commit_callbacks, email="joe@example.org", consent=False)
+    [contact] = fake_mautic.contacts.values()
+    assert fake_mautic.segments[1]["members"] == {contact["id"]} == fake_mautic.segments[2]["members"]
+    mautic_event.date_from = now() - timedelta(days=30)
+    mautic_event.live = False
+    mautic_event.save()
+
+    session = admin_client.session
+    session["pretix_auth_login_time"] = int(time.time())  # pretix asks for a recent login before shredding
+    session.save()
+    page = admin_client.get("/control/event/demo/concert/shredder/").content.decode()
+    assert "Marketing consent (Mautic)" in page
+    n = len(fake_mautic.requests)
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin_client.post("/control/event/demo/concert/shredder/export",
+                              {"shredder": ["order_emails", "pretix_crm_bridge_marketing_consent"]})
+    assert r.status_code == 302, r.content
+    file_id = r["Location"].rstrip("/").split("/")[-1]
+    with scopes_disabled():
+        cf = CachedFile.objects.get(pk=file_id)
+        with ZipFile(io.BytesIO(cf.file.read())) as z:
+            code = z.read("CONFIRM_CODE.txt").decode()
+            exported = json.loads(z.read("marketing-consent-by-order.json"))
+    assert exported[jane.code] == {"consent": True, "mautic_contact_id": contact["id"]} and exported[joe.code]["consent"] is False
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin_client.post("/control/event/demo/concert/shredder/shred", {"file": file_id, "confirm_code": code, "slug": "concert"})
+    assert r.status_code == 302
+    jane.refresh_from_db()
+    assert jane.email is None and not consent(jane)
+    assert ("pretix_crm_bridge.consent.withdrawn", {"source": "shredder"}) in log_actions(jane)
+    assert len(fake_mautic.requests) == n  # the shredder only queues: Mautic is cleaned up by the data-sync queue
+    assert [q.triggered_by for q in queue_rows(jane, MauticSync.identifier)] == ["consent_withdrawn"]
+    assert queue_rows(joe, MauticSync.identifier) == []  # never sent to Mautic: nothing to clean up
+
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(jane, MauticSync.identifier) == []
+    assert fake_mautic.segments[1]["members"] == set() == fake_mautic.segments[2]["members"]
+    assert [d["reason"] for d in fake_mautic.contacts[contact["id"]]["dnc"]] == [1]
+    assert results(jane, MauticSync.identifier)[1].sync_info["action"] == "consent_withdrawn"
+
+
+@pytest.mark.django_db
+def test_buyer_withdraws_consent_from_the_order_page(client, mautic_event, item, fake_mautic, django_capture_on_commit_callbacks):
+    order = synced_paid_order(mautic_event, item, django_capture_on_commit_callbacks)
+    page = client.get(f"/demo/concert/order/{order.code}/{order.secret}/").content.decode()
+    assert "Stop sending me news" in page
+    url = f"/demo/concert/crm/order/{order.code}/{order.secret}/withdraw-consent/"
+    assert client.post(f"/demo/concert/crm/order/{order.code}/wrongsecret/withdraw-consent/").status_code == 404
+    order.refresh_from_db()
+    assert consent(order)
+    n = len(fake_mautic.requests)
+    r = client.post(url, follow=True)
+    assert r.status_code == 200 and "You will no longer receive news" in r.content.decode()
+    assert "Stop sending me news" not in r.content.decode()
+    order.refresh_from_db()
+    assert not consent(order) and log_actions(order)[-1] == ("pretix_crm_bridge.consent.withdrawn", {"source": "buyer"})
+    assert len(fake_mautic.requests) == n
+    run_queue(django_capture_on_commit_callbacks)
+    assert fake_mautic.segments[1]["members"] == set() and results(order, MauticSync.identifier)[1].sync_info["action"] == "consent_withdrawn"
+
+
+# -- Mautic webhooks ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def mautic_hooked(mautic_event, organizer, fake_mautic):
+    crypto.set_secret(organizer.settings, config.MAUTIC_WEBHOOK_SECRET, fake_mautic.webhook_secret)
+    return mautic_event
+
+
+def mautic_hook(organizer):
+    with scopes_disabled():
+        return f"/_crm/mautic/{organizer.slug}/{ensure_path_secret(organizer, 'mautic')}/"
+
+
+def post_mautic(client, url, fake, payload, django_capture_on_commit_callbacks, **knobs):
+    body, headers = fake.build_webhook(payload, **knobs)
+    extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items() if k != "Content-Type"}
+    with django_capture_on_commit_callbacks(execute=True):
+        return client.post(url, body, content_type="application/json", **extra)
+
+
+def unsubscribed(fake, contact_id, new_status="unsubscribed"):
+    return {"mautic.lead_channel_subscription_changed": [
+        fake.webhook_entry("mautic.lead_channel_subscription_changed", contact_id, channel="email", old_status="contactable",
+                           new_status=new_status)]}
+
+
+@pytest.mark.django_db
+def test_mautic_unsubscribe_withdraws_consent_and_a_later_payment_pushes_no_segment(
+        client, mautic_hooked, item, organizer, fake_mautic, django_capture_on_commit_callbacks):
+    order = make_order(mautic_hooked, item)
+    other = make_order(mautic_hooked, item, email="someone.else@example.org")
+    with scope(organizer=organizer):
+        order_placed.send(mautic_hooked, order=order)
+    run_queue(django_capture_on_commit_callbacks)
+    [contact] = fake_mautic.contacts.values()
+    assert fake_mautic.segments[1]["members"] == {contact["id"]}
+
+    r = post_mautic(client, mautic_hook(organizer), fake_mautic, unsubscribed(fake_mautic, contact["id"]), django_capture_on_commit_callbacks)
+    assert r.status_code == 202
+    order.refresh_from_db()
+    other.refresh_from_db()
+    assert not consent(order) and consent(other)
+    assert log_actions(order)[-1] == ("pretix_crm_bridge.consent.withdrawn", {"source": "mautic", "mautic_contact_id": contact["id"]})
+
+    pay(order)  # paid later: no "order paid" segment, and the contact leaves the "order placed" one
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(order, MauticSync.identifier) == []
+    assert fake_mautic.segments[2]["members"] == set() and fake_mautic.segments[1]["members"] == set()
+    assert not fake_mautic.received("POST", r"^/api/segments/\d+/contact/\d+/add$")[1:]  # only the placed one, before
+
+    # the same delivery again: acknowledged, nothing more
+    n = len(log_actions(order))
+    r = post_mautic(client, mautic_hook(organizer), fake_mautic, unsubscribed(fake_mautic, contact["id"]), django_capture_on_commit_callbacks)
+    assert r.status_code in (200, 202) and len(log_actions(order)) == n
+
+
+@pytest.mark.django_db
+def test_mautic_do_not_contact_on_a_contact_update_withdraws_consent_bounce_does_not(
+        client, mautic_hooked, item, organizer, fake_mautic, django_capture_on_commit_callbacks):
+    order = synced_paid_order(mautic_hooked, item, django_capture_on_commit_callbacks)
+    [contact] = fake_mautic.contacts.values()
+    post_mautic(client, mautic_hook(organizer), fake_mautic, unsubscribed(fake_mautic, contact["id"], "bounced"), django_capture_on_commit_callbacks)
+    order.refresh_from_db()
+    assert consent(order)  # a bounce is not a withdrawal
+    contact_store = fake_mautic.contacts[contact["id"]]
+    contact_store["dnc"].append({"id": 99, "reason": 3, "comments": "asked by phone", "channel": "email", "channelId": None})
+    payload = {"mautic.lead_post_save_update": [fake_mautic.webhook_entry("mautic.lead_post_save_update", contact["id"])]}
+    assert post_mautic(client, mautic_hook(organizer), fake_mautic, payload, django_capture_on_commit_callbacks).status_code == 202
+    order.refresh_from_db()
+    assert not consent(order)
+
+
+@pytest.mark.django_db
+def test_mautic_webhook_forged_or_unsigned_refused(client, mautic_hooked, item, organizer, fake_mautic, caplog,
+                                                   django_capture_on_commit_callbacks):
+    order = synced_paid_order(mautic_hooked, item, django_capture_on_commit_callbacks)
+    [contact] = fake_mautic.contacts.values()
+    url = mautic_hook(organizer)
+    payload = unsubscribed(fake_mautic, contact["id"])
+    assert post_mautic(client, url, fake_mautic, payload, django_capture_on_commit_callbacks, wrong_key=True).status_code == 403
+    assert post_mautic(client, url, fake_mautic, payload, django_capture_on_commit_callbacks, missing_signature=True).status_code == 403
+    body, headers = fake_mautic.build_webhook(payload)
+    altered = body.replace(b'"unsubscribed"', b'"manual"')
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, altered, content_type="application/json", HTTP_WEBHOOK_SIGNATURE=headers["Webhook-Signature"]).status_code == 403
+    assert post_mautic(client, "/_crm/mautic/demo/forged-path-secret-abcdefghijklmnopqrstu/", fake_mautic, payload,
+                       django_capture_on_commit_callbacks).status_code == 404
+    crypto.set_secret(organizer.settings, config.MAUTIC_WEBHOOK_SECRET, "")  # no signing secret entered: nothing is accepted
+    assert post_mautic(client, url, fake_mautic, payload, django_capture_on_commit_callbacks).status_code == 403
+    order.refresh_from_db()
+    assert consent(order)
+    assert "forged-path-secret" not in caplog.text and fake_mautic.webhook_secret not in caplog.text
+
+
+@pytest.mark.django_db
+def test_mautic_webhook_of_another_organizer_touches_nothing_here(client, mautic_hooked, item, organizer, fake_mautic,
+                                                                  django_capture_on_commit_callbacks):
+    order = synced_paid_order(mautic_hooked, item, django_capture_on_commit_callbacks)
+    [contact] = fake_mautic.contacts.values()
+    with scopes_disabled():
+        other = Organizer.objects.create(name="Other", slug="other")
+        other.enable_plugin("pretix_crm_bridge")
+        other.save()
+    connect_mautic(other, fake_mautic)
+    crypto.set_secret(other.settings, config.MAUTIC_WEBHOOK_SECRET, fake_mautic.webhook_secret)
+    assert post_mautic(client, mautic_hook(other), fake_mautic, unsubscribed(fake_mautic, contact["id"]),
+                       django_capture_on_commit_callbacks).status_code == 202
+    order.refresh_from_db()
+    assert consent(order)
