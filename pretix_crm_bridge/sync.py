@@ -18,7 +18,7 @@ from django_countries import countries
 
 from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, UnrecoverableSyncError, datasync_providers
 from pretix.base.datasync.sourcefields import ORDER
-from pretix.base.models import InvoiceAddress, Order, OrderPayment, OrderRefund
+from pretix.base.models import InvoiceAddress, Order, OrderFee, OrderPayment, OrderRefund
 from pretix.base.models.datasync import OrderSyncResult
 
 from pretix_integrations_core.datasync import HttpSyncProviderMixin
@@ -336,27 +336,37 @@ class InvoiceNinjaSync(CrmSyncProvider):
             raise UnrecoverableSyncError([msg], msg)
         payments = self.sync_payments(order, client_id, invoice, fresh=action == "create")
         refunded = self.sync_refunds(order, client_id, invoice)
-        if (payments or refunded) and action == "nothing_to_do":
+        cancelled = self.cancel_open_balance(order, invoice, previous)
+        if (payments or refunded or cancelled) and action == "nothing_to_do":
             action = "update"
         return {
             "action": action, "invoice_id": invoice["id"], "number": number, "payments": payments, "refunded": refunded,
+            "cancelled": cancelled or bool(previous and previous.sync_info.get("cancelled")),
             "external_link_href": self.client.invoice_url(invoice["id"]),
             "external_link_display_name": _("Invoice Ninja invoice {number}").format(number=number),
         }
 
     def sync_refunds_only(self, order, client_id):
-        """An order that is no longer paid (cancelled, refunded) but whose invoice was sent earlier: mirror its refunds."""
+        """
+        An order that is not paid (any more) but whose invoice was sent earlier (when it was paid, or placed): mirror its
+        refunds, and once it is cancelled, cancel what is still open on the invoice.
+        """
         previous = OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=self.MAPPING_INVOICE).first()
-        if previous is None or not order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE).exists():
+        if previous is None:
+            return None
+        cancel_pending = order.status == Order.STATUS_CANCELED and not previous.sync_info.get("cancelled")
+        if not cancel_pending and not order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE).exists():
             return None
         number = previous.sync_info.get("number")
         invoice = self.client.find_invoice(number) if number else None
         if invoice is None or invoice.get("is_deleted"):
             return None
         refunded = self.sync_refunds(order, client_id, invoice)
+        cancelled = self.cancel_open_balance(order, invoice, previous)
         return {
-            "action": "update" if refunded else "nothing_to_do", "invoice_id": invoice["id"], "number": number,
+            "action": "update" if refunded or cancelled else "nothing_to_do", "invoice_id": invoice["id"], "number": number,
             "payments": previous.sync_info.get("payments") or [], "refunded": refunded,
+            "cancelled": cancelled or bool(previous.sync_info.get("cancelled")),
             "external_link_href": self.client.invoice_url(invoice["id"]),
             "external_link_display_name": _("Invoice Ninja invoice {number}").format(number=number),
         }
@@ -369,13 +379,19 @@ class InvoiceNinjaSync(CrmSyncProvider):
         time (what pretix refunded minus what Invoice Ninja already shows as refunded): a retry after a lost answer
         refunds nothing twice.
         """
-        target = sum(float(r.amount) for r in order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE))
-        if target <= 0:
+        refunded = sum(float(r.amount) for r in order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE))
+        if refunded <= 0:
             return 0.0
+        # what pretix still holds for this order, and what Invoice Ninja shows as held: the difference is refunded there
+        # (so a cancellation fee kept in pretix stays paid in Invoice Ninja, and an overpayment refunded is not taken off)
+        paid = sum(float(p.amount) for p in order.payments.filter(
+            state__in=(OrderPayment.PAYMENT_STATE_CONFIRMED, OrderPayment.PAYMENT_STATE_REFUNDED)))
         prefix = f"pretix {order.full_code}-P-"
+        reconciled = {p.info_data.get("invoiceninja_payment_id") for p in order.payments.filter(provider=NINJA_PAYMENT)}
         payments = [p for p in self.client.list_payments(client_id)
-                    if str(p.get("transaction_reference") or "").startswith(prefix) and not p.get("is_deleted")]
-        missing = round(min(target, sum(float(p.get("amount") or 0) for p in payments)) - sum(float(p.get("refunded") or 0) for p in payments), 2)
+                    if (str(p.get("transaction_reference") or "").startswith(prefix) or p.get("id") in reconciled) and not p.get("is_deleted")]
+        held = sum(float(p.get("amount") or 0) - float(p.get("refunded") or 0) for p in payments)
+        missing = round(held - max(paid - refunded, 0.0), 2)
         done = 0.0
         for p in payments:
             if missing - done <= 0.005:
@@ -388,6 +404,23 @@ class InvoiceNinjaSync(CrmSyncProvider):
                                         "gateway_refund": False, "send_email": False})
             done += part
         return round(done, 2)
+
+    def cancel_open_balance(self, order, invoice, previous=None):
+        """
+        A cancelled order (fully, or with a cancellation fee) owes nothing more: if its invoice still shows an open
+        balance in Invoice Ninja (never paid, or refunded), Invoice Ninja's ``cancel`` action drops that balance; what was
+        paid (e.g. the cancellation fee) stays recorded. Done once; an invoice that is fully paid is left alone.
+        """
+        if previous is not None and previous.sync_info.get("cancelled"):
+            return False
+        cancelled = order.status == Order.STATUS_CANCELED or order.fees.filter(fee_type=OrderFee.FEE_TYPE_CANCELLATION).exists()
+        if not cancelled or order.pending_sum > 0:
+            return False
+        current = self.client.get_invoice(invoice["id"])
+        if current.get("is_deleted") or str(current.get("status_id")) not in ("2", "3") or float(current.get("balance") or 0) <= 0.005:
+            return False
+        self.client.cancel_invoice(invoice["id"])
+        return True
 
     def sync_payments(self, order, client_id, invoice, fresh=False):
         """

@@ -493,3 +493,109 @@ def test_mautic_webhook_of_another_organizer_touches_nothing_here(client, mautic
                        django_capture_on_commit_callbacks).status_code == 202
     order.refresh_from_db()
     assert consent(order)
+
+
+# -- cancellations in Invoice Ninja ------------------------------------------------------------------
+
+def cancel(order, fee=None):
+    from pretix.base.services.orders import cancel_order
+    with scope(organizer=order.event.organizer):
+        cancel_order(order.pk, cancellation_fee=fee, try_auto_refund=False)
+    order.refresh_from_db()
+
+
+def refund(order, payment, amount):
+    """A refund done in pretix (pretix has no signal for it: the bridge listens to the refund being saved)."""
+    from pretix.base.models import OrderRefund
+    with scope(organizer=order.event.organizer):
+        OrderRefund.objects.create(order=order, payment=payment, amount=amount, state=OrderRefund.REFUND_STATE_DONE, provider="manual",
+                                   source=OrderRefund.REFUND_SOURCE_ADMIN)
+
+
+@pytest.mark.django_db
+def test_cancelled_unpaid_order_cancels_its_invoice(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    assert invoice["status_id"] == "2" and invoice["balance"] == 16.0
+    cancel(order)
+    assert [q.triggered_by for q in queue_rows(order, NINJA)] == ["order_canceled"]
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(order, NINJA) == []
+    assert invoice["status_id"] == "5" and invoice["balance"] == 0 and fake_invoiceninja.store["payments"] == {}
+    assert results(order, NINJA)[2].sync_info["cancelled"] is True
+    [call] = fake_invoiceninja.received("POST", r"^/api/v1/invoices/bulk$")
+    assert call.json == {"action": "cancel", "ids": [invoice["id"]]}
+    InvoiceNinjaSync.enqueue_order(order, "manual")
+    run_queue(django_capture_on_commit_callbacks)
+    assert len(fake_invoiceninja.received("POST", r"^/api/v1/invoices/bulk$")) == 1  # once
+
+
+@pytest.mark.django_db
+def test_cancelled_paid_order_refunded_then_nothing_left_open(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    ninja_event.settings.set(config.NINJA_INVOICE_PENDING, False)
+    order = make_order(ninja_event, item)
+    p = pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    assert invoice["status_id"] == "4"
+    cancel(order)
+    run_queue(django_capture_on_commit_callbacks)
+    assert invoice["status_id"] == "4" and invoice["paid_to_date"] == 16.0  # cancelled, but not refunded yet: nothing to change
+    refund(order, p, Decimal("16.00"))
+    run_queue(django_capture_on_commit_callbacks)
+    [payment] = fake_invoiceninja.store["payments"].values()
+    assert payment["refunded"] == 16.0
+    assert invoice["paid_to_date"] == 0 and invoice["balance"] == 0 and invoice["status_id"] == "5"
+
+
+@pytest.mark.django_db
+def test_cancellation_fee_stays_paid_and_nothing_is_left_open(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    ninja_event.settings.set(config.NINJA_INVOICE_PENDING, False)
+    order = make_order(ninja_event, item)
+    p = pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    cancel(order, fee=Decimal("5.00"))
+    assert order.status == Order.STATUS_PAID and order.total == Decimal("5.00")
+    refund(order, p, Decimal("11.00"))
+    run_queue(django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    [payment] = fake_invoiceninja.store["payments"].values()
+    assert payment["refunded"] == 11.0
+    assert invoice["paid_to_date"] == 5.0 and invoice["balance"] == 0 and invoice["status_id"] == "5"
+    InvoiceNinjaSync.enqueue_order(order, "manual")
+    run_queue(django_capture_on_commit_callbacks)
+    assert payment["refunded"] == 11.0 and len(fake_invoiceninja.received("POST", r"^/api/v1/invoices/bulk$")) == 1
+
+
+@pytest.mark.django_db
+def test_order_cancelled_with_a_fee_before_its_job_ran(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    """The invoice is made after the cancellation: it shows the fee, paid; the refund of the rest takes nothing off it."""
+    ninja_event.settings.set(config.NINJA_INVOICE_PENDING, False)
+    order = make_order(ninja_event, item)
+    p = pay(order)
+    cancel(order, fee=Decimal("5.00"))
+    refund(order, p, Decimal("11.00"))
+    assert [q.triggered_by for q in queue_rows(order, NINJA)] == ["refund_done"]  # one waiting job, refreshed
+    run_queue(django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    [payment] = fake_invoiceninja.store["payments"].values()
+    assert invoice["amount"] == 5.0 and invoice["paid_to_date"] == 5.0 and invoice["balance"] == 0 and invoice["status_id"] == "4"
+    assert payment["amount"] == 5.0 and payment["refunded"] == 0
+    assert not fake_invoiceninja.received("POST", r"^/api/v1/payments/refund$")
+
+
+@pytest.mark.django_db
+def test_mautic_order_cancelled_while_its_job_waits_sends_the_cancelled_state(mautic_event, item, fake_mautic,
+                                                                              django_capture_on_commit_callbacks):
+    mautic_event.settings.set(config.MAUTIC_CAMPAIGNS_PAID, "1")
+    order = make_order(mautic_event, item)
+    pay(order)
+    assert [q.triggered_by for q in queue_rows(order, MauticSync.identifier)] == ["order_paid"]
+    cancel(order)
+    assert [q.triggered_by for q in queue_rows(order, MauticSync.identifier)] == ["order_canceled"]  # refreshed, not doubled
+    run_queue(django_capture_on_commit_callbacks)
+    assert queue_rows(order, MauticSync.identifier) == []
+    [contact] = fake_mautic.contacts.values()
+    assert fake_mautic.segments[1]["members"] == {contact["id"]}  # "order placed"
+    assert fake_mautic.segments[2]["members"] == set() and fake_mautic.campaigns[1]["members"] == set()  # not "paid" any more
+    assert len(fake_mautic.received("POST", r"^/api/contacts/new$")) == 1
