@@ -195,6 +195,14 @@ class InvoiceNinjaClient:
         op = str(_("refund a payment"))
         return self._data(self.http.request("POST", "/api/v1/payments/refund", operation=op, json=body), op)
 
+    def list_webhooks(self, event_id):
+        return self._list("/api/v1/webhooks", str(_("list webhooks")), {"event_id": str(event_id)}, max_pages=2)
+
+    def create_webhook(self, target_url, event_id):
+        op = str(_("register a webhook"))
+        return self._data(self.http.request("POST", "/api/v1/webhooks", operation=op, json={
+            "target_url": target_url, "event_id": str(event_id), "format": "JSON", "rest_method": "post"}), op)
+
     def invoice_url(self, invoice_id):
         return f"{self.http.base_url}/invoices/{invoice_id}/edit"
 

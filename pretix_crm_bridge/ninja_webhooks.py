@@ -49,6 +49,8 @@ CURRENCIES = {
     90: "DZD",
 }
 
+#: Invoice Ninja's webhook event "create_payment" (§3.7)
+EVENT_CREATE_PAYMENT = "4"
 #: Invoice Ninja payment status "completed"; pending, cancelled, failed and refunded payments pay nothing
 STATUS_COMPLETED = "4"
 

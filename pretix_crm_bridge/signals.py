@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from pretix.base import signals as base_signals
 from pretix.base.logentrytypes import LogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.models import OrderRefund
+from pretix.base.shredder import shred_log_fields
 from pretix.control.signals import event_dashboard_widgets, nav_event_settings, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import contact_form_fields, order_info as presale_order_info
@@ -121,18 +122,27 @@ def payment_provider(sender, **kwargs):
     "Payment reconciled in Invoice Ninja: payment {payment_number} of {amount} {currency} on invoice {invoice_number} was "
     "confirmed in pretix."))
 class NinjaPaymentAcceptedLogEntryType(OrderLogEntryType):
-    pass
+    def shred_pii(self, logentry):
+        shred_log_fields(logentry, banlist=["transaction_reference"])
 
 
 @log_entry_types.new("pretix_crm_bridge.invoiceninja.payment.refused", _(
     "Payment reported by Invoice Ninja not applied (payment {payment_number}, {amount} {currency}, invoice {invoice_number}): {reason}"))
 class NinjaPaymentRefusedLogEntryType(OrderLogEntryType):
-    pass
+    def shred_pii(self, logentry):
+        shred_log_fields(logentry, banlist=["transaction_reference"])
 
 
 @log_entry_types.new("pretix_crm_bridge.invoiceninja.payment.unmatched", _(
     "Payment reported by Invoice Ninja not applied (payment {payment_id}, invoice {invoice_number}): {reason}"))
 class NinjaPaymentUnmatchedLogEntryType(LogEntryType):
+    def shred_pii(self, logentry):
+        shred_log_fields(logentry, banlist=["transaction_reference"])
+
+
+@log_entry_types.new("pretix_crm_bridge.invoiceninja.webhook_registered", _(
+    "The payment webhook was registered in Invoice Ninja."))
+class NinjaWebhookRegisteredLogEntryType(LogEntryType):
     pass
 
 

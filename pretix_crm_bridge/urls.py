@@ -12,6 +12,8 @@ urlpatterns = [
     path("control/organizer/<str:organizer>/crm/test/<str:system>/", views.ConnectionTestView.as_view(), name="connections.test"),
     path("control/organizer/<str:organizer>/crm/webhook-url/<str:system>/", views.WebhookUrlRegenerateView.as_view(),
          name="connections.webhook_url"),
+    path("control/organizer/<str:organizer>/crm/invoiceninja-webhook/", views.NinjaWebhookRegisterView.as_view(),
+         name="connections.ninja_register"),
     # the organisers' webhook URLs (an unguessable secret in the path); CSRF-exempt, POST only
     path("_crm/invoiceninja/<str:organizer_slug>/<str:secret>/", InvoiceNinjaWebhookView.as_view(), name="hook.invoiceninja"),
     path("_crm/mautic/<str:organizer_slug>/<str:secret>/", MauticWebhookView.as_view(), name="hook.mautic"),

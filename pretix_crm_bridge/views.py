@@ -71,6 +71,32 @@ class WebhookUrlRegenerateView(OrganizerDetailViewMixin, OrganizerPermissionRequ
         return redirect(reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": request.organizer.slug}))
 
 
+class NinjaWebhookRegisterView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+    """Registers the organiser's payment webhook URL in Invoice Ninja ("Create Payment" event), once."""
+    permission = "organizer.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        from pretix_integrations_core.errors import ExternalServiceError
+
+        from .ninja_webhooks import EVENT_CREATE_PAYMENT
+        from .webhook_secrets import hook_url
+        organizer = request.organizer
+        url = hook_url(organizer, "invoiceninja")
+        try:
+            # an explicit admin action like "Test connection": one short attempt, on the probe's breaker scope
+            client = config.invoiceninja_client(organizer, scope_suffix="-connection-test", budget=8, max_attempts=1)
+            hooks = client.list_webhooks(EVENT_CREATE_PAYMENT)
+            if any(h.get("target_url") == url and not h.get("is_deleted") and not h.get("archived_at") for h in hooks):
+                messages.info(request, _("Invoice Ninja already sends its payments to this pretix organizer."))
+            else:
+                client.create_webhook(url, EVENT_CREATE_PAYMENT)
+                organizer.log_action("pretix_crm_bridge.invoiceninja.webhook_registered", user=request.user, data={})
+                messages.success(request, _("Invoice Ninja now sends the payments you record there to pretix."))
+        except ExternalServiceError as e:
+            messages.error(request, _("The webhook could not be registered in Invoice Ninja: {error}").format(error=e))
+        return redirect(reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": organizer.slug}))
+
+
 class EventCrmSettingsView(EventSettingsViewMixin, EventSettingsFormView):
     form_class = CrmEventSettingsForm
     template_name = "pretix_crm_bridge/event_settings.html"

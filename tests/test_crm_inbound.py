@@ -599,3 +599,36 @@ def test_mautic_order_cancelled_while_its_job_waits_sends_the_cancelled_state(ma
     assert fake_mautic.segments[1]["members"] == {contact["id"]}  # "order placed"
     assert fake_mautic.segments[2]["members"] == set() and fake_mautic.campaigns[1]["members"] == set()  # not "paid" any more
     assert len(fake_mautic.received("POST", r"^/api/contacts/new$")) == 1
+
+
+@pytest.mark.django_db
+def test_ninja_webhook_registered_in_invoice_ninja_once(admin_client, client, ninja_event, item, organizer, fake_invoiceninja,
+                                                        django_capture_on_commit_callbacks):
+    r = admin_client.post(CONN + "invoiceninja-webhook/", follow=True)
+    assert "Invoice Ninja now sends the payments you record there to pretix." in r.content.decode()
+    [subscription] = fake_invoiceninja.store["webhooks"].values()
+    assert subscription["event_id"] == "4" and subscription["target_url"].endswith(hook(organizer))
+    r = admin_client.post(CONN + "invoiceninja-webhook/", follow=True)
+    assert "already sends its payments" in r.content.decode() and len(fake_invoiceninja.store["webhooks"]) == 1
+    # the address Invoice Ninja got works: a payment delivered there pays the order
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    payment = record_bank_transfer(fake_invoiceninja, ninja_invoice(fake_invoiceninja, order.full_code), 16.0)
+    path = subscription["target_url"].split("://", 1)[1].split("/", 1)[1]
+    assert deliver(client, "/" + path, fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks).status_code == 202
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PAID
+
+    fake_invoiceninja.fail_next(method="POST", path=r"^/api/v1/webhooks$", status=403,
+                                body=json.dumps({"message": "Invalid token", "errors": {}}).encode())
+    fake_invoiceninja.store["webhooks"].clear()
+    r = admin_client.post(CONN + "invoiceninja-webhook/", follow=True)
+    assert "could not be registered in Invoice Ninja" in r.content.decode()
+
+
+@pytest.mark.django_db
+def test_ninja_webhook_registration_needs_the_organizer_settings_permission(client, ninja_event, organizer, fake_invoiceninja):
+    u = User.objects.create_user("staff@example.org", "staff-password")
+    Team.objects.create(organizer=organizer, name="Staff", all_events=True, all_event_permissions=True).members.add(u)
+    assert client.login(email="staff@example.org", password="staff-password")
+    assert client.post(CONN + "invoiceninja-webhook/").status_code == 403
+    assert fake_invoiceninja.store["webhooks"] == {} and not fake_invoiceninja.requests
