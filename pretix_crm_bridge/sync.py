@@ -373,10 +373,10 @@ class InvoiceNinjaSync(CrmSyncProvider):
 
     def sync_refunds(self, order, client_id, invoice):
         """
-        Bring the refunded amount of this order's payments in Invoice Ninja up to what pretix refunded.
+        Bring what this order's payments still hold in Invoice Ninja down to what pretix still holds (paid minus refunded).
 
         Invoice Ninja's refund call has no idempotency key, so the amount is computed from its current state every
-        time (what pretix refunded minus what Invoice Ninja already shows as refunded): a retry after a lost answer
+        time (what its payments hold, net of their refunds, minus what pretix holds): a retry after a lost answer
         refunds nothing twice.
         """
         refunded = sum(float(r.amount) for r in order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE))
