@@ -165,6 +165,10 @@ class InvoiceNinjaClient:
         op = str(_("read an invoice"))
         return self._data(self.http.request("GET", f"/api/v1/invoices/{_hashed(invoice_id)}", operation=op), op)
 
+    def update_invoice(self, invoice_id, body):
+        op = str(_("update an invoice"))
+        return self._data(self.http.request("PUT", f"/api/v1/invoices/{_hashed(invoice_id)}", operation=op, json=body), op)
+
     def cancel_invoice(self, invoice_id):
         """Invoice Ninja's ``cancel`` action: the open balance becomes 0, what was paid stays recorded."""
         op = str(_("cancel an invoice"))

@@ -334,6 +334,10 @@ class InvoiceNinjaSync(CrmSyncProvider):
             msg = _("The invoice {number} was deleted in Invoice Ninja; its number cannot be used again. Restore it there, "
                     "then retry.").format(number=number)
             raise UnrecoverableSyncError([msg], msg)
+        if action == "nothing_to_do" and order.status == order.STATUS_PENDING and str(invoice.get("status_id")) in ("1", "2") \
+                and not float(invoice.get("paid_to_date") or 0) and abs(float(invoice.get("amount") or 0) - float(order.total)) > 0.005:
+            # an unpaid invoice follows the pending order (changed, or cancelled with a fee the buyer still owes)
+            invoice, action = self.client.update_invoice(invoice["id"], {"line_items": self.line_items(order)}), "update"
         payments = self.sync_payments(order, client_id, invoice, fresh=action == "create")
         refunded = self.sync_refunds(order, client_id, invoice)
         cancelled = self.cancel_open_balance(order, invoice, previous)

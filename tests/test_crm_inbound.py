@@ -632,3 +632,22 @@ def test_ninja_webhook_registration_needs_the_organizer_settings_permission(clie
     assert client.login(email="staff@example.org", password="staff-password")
     assert client.post(CONN + "invoiceninja-webhook/").status_code == 403
     assert fake_invoiceninja.store["webhooks"] == {} and not fake_invoiceninja.requests
+
+
+@pytest.mark.django_db
+def test_unpaid_order_cancelled_with_a_fee_owes_the_fee_in_invoice_ninja(client, ninja_event, item, organizer, fake_invoiceninja,
+                                                                         django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    cancel(order, fee=Decimal("5.00"))
+    assert order.status == Order.STATUS_PENDING and order.total == Decimal("5.00")
+    run_queue(django_capture_on_commit_callbacks)
+    assert invoice["amount"] == 5.0 and invoice["balance"] == 5.0 and invoice["status_id"] == "2"
+    assert [li["cost"] for li in invoice["line_items"]] == [5.0]
+    # the buyer pays the fee by bank transfer, reconciled in Invoice Ninja
+    payment = record_bank_transfer(fake_invoiceninja, invoice, 5.0)
+    deliver(client, hook(organizer), fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks)
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PAID
+    run_queue(django_capture_on_commit_callbacks)
+    assert invoice["status_id"] == "4" and len(fake_invoiceninja.store["payments"]) == 1
