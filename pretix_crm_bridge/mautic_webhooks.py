@@ -9,7 +9,10 @@ does nothing more, so a repeated delivery is harmless. The answer is a 2xx at on
 otherwise); the work happens in a worker.
 
 Handled: ``mautic.lead_channel_subscription_changed`` on the email channel to "unsubscribed" or "manual" (do not
-contact), and contact updates carrying an email do-not-contact entry of those reasons. A bounce is not a withdrawal.
+contact; Mautic sends it for an unsubscribe link as for a do-not-contact set by hand or through its API). A bounce
+is not a withdrawal. Contact updates (``mautic.lead_post_save_update``) are deliberately not read as a withdrawal
+even when the contact is still "do not contact": they describe a state, not a change, and would take back the
+consent a buyer gives again at a later checkout.
 """
 import logging
 
@@ -31,7 +34,6 @@ logger = logging.getLogger(__name__)
 #: do-not-contact reasons that mean "the person does not want it": 1 unsubscribed, 3 manual (2 is a bounce)
 WITHDRAWN_REASONS = {1, 3, "1", "3", "unsubscribed", "manual"}
 SUBSCRIPTION_CHANGED = "mautic.lead_channel_subscription_changed"
-CONTACT_SAVED = ("mautic.lead_post_save_update", "mautic.lead_post_save_new")
 
 
 class MauticWebhookView(InboundWebhookView):
@@ -78,12 +80,6 @@ def unsubscribed_contacts(payload):
     for entry in payload.get(SUBSCRIPTION_CHANGED) or []:
         if isinstance(entry, dict) and entry.get("channel") == "email" and entry.get("new_status") in WITHDRAWN_REASONS:
             found.append(_contact_ref(entry.get("contact")))
-    for key in CONTACT_SAVED:
-        for entry in payload.get(key) or []:
-            contact = entry.get("contact") if isinstance(entry, dict) else None
-            dnc = (contact or {}).get("doNotContact") if isinstance(contact, dict) else None
-            if any(isinstance(d, dict) and d.get("channel") == "email" and d.get("reason") in WITHDRAWN_REASONS for d in dnc or []):
-                found.append(_contact_ref(contact))
     unique = []
     for ref in found:
         if ref and ref not in unique:

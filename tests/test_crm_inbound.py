@@ -441,18 +441,21 @@ def test_mautic_unsubscribe_withdraws_consent_and_a_later_payment_pushes_no_segm
 
 
 @pytest.mark.django_db
-def test_mautic_do_not_contact_on_a_contact_update_withdraws_consent_bounce_does_not(
+def test_mautic_do_not_contact_withdraws_consent_bounce_and_contact_updates_do_not(
         client, mautic_hooked, item, organizer, fake_mautic, django_capture_on_commit_callbacks):
     order = synced_paid_order(mautic_hooked, item, django_capture_on_commit_callbacks)
     [contact] = fake_mautic.contacts.values()
     post_mautic(client, mautic_hook(organizer), fake_mautic, unsubscribed(fake_mautic, contact["id"], "bounced"), django_capture_on_commit_callbacks)
-    order.refresh_from_db()
     assert consent(order)  # a bounce is not a withdrawal
-    contact_store = fake_mautic.contacts[contact["id"]]
-    contact_store["dnc"].append({"id": 99, "reason": 3, "comments": "asked by phone", "channel": "email", "channelId": None})
+    # a contact update of a contact marked "do not contact" describes a state, not a change: not a withdrawal
+    fake_mautic.contacts[contact["id"]]["dnc"].append({"id": 99, "reason": 1, "comments": "", "channel": "email", "channelId": None})
     payload = {"mautic.lead_post_save_update": [fake_mautic.webhook_entry("mautic.lead_post_save_update", contact["id"])]}
     assert post_mautic(client, mautic_hook(organizer), fake_mautic, payload, django_capture_on_commit_callbacks).status_code == 202
-    order.refresh_from_db()
+    assert consent(order)
+    # "do not contact" set by hand in Mautic
+    r = post_mautic(client, mautic_hook(organizer), fake_mautic, unsubscribed(fake_mautic, contact["id"], "manual"),
+                    django_capture_on_commit_callbacks)
+    assert r.status_code == 202
     assert not consent(order)
 
 
