@@ -654,3 +654,21 @@ def test_unpaid_order_cancelled_with_a_fee_owes_the_fee_in_invoice_ninja(client,
     assert order.status == Order.STATUS_PAID
     run_queue(django_capture_on_commit_callbacks)
     assert invoice["status_id"] == "4" and len(fake_invoiceninja.store["payments"]) == 1
+
+
+@pytest.mark.django_db
+def test_refund_of_a_payment_reconciled_in_invoice_ninja_is_refunded_there(client, ninja_event, item, organizer, fake_invoiceninja,
+                                                                           django_capture_on_commit_callbacks):
+    order = placed_order(ninja_event, item, django_capture_on_commit_callbacks)
+    invoice = ninja_invoice(fake_invoiceninja, order.full_code)
+    payment = record_bank_transfer(fake_invoiceninja, invoice, 16.0)
+    deliver(client, hook(organizer), fake_invoiceninja, payment["id"], django_capture_on_commit_callbacks)
+    run_queue(django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        [p] = order.payments.all()
+    cancel(order)
+    refund(order, p, Decimal("16.00"))  # paid back by bank transfer, recorded in pretix
+    run_queue(django_capture_on_commit_callbacks)
+    stored = fake_invoiceninja.store["payments"]
+    assert len(stored) == 1 and next(iter(stored.values()))["refunded"] == 16.0
+    assert invoice["paid_to_date"] == 0 and invoice["balance"] == 0 and invoice["status_id"] == "5"
