@@ -23,6 +23,11 @@ MAUTIC_CLIENT_ID = PREFIX + "mautic_client_id"
 MAUTIC_CLIENT_SECRET = PREFIX + "mautic_client_secret"
 NINJA_URL = PREFIX + "invoiceninja_url"
 NINJA_TOKEN = PREFIX + "invoiceninja_api_token_secret"
+#: the unguessable part of the organiser's webhook URLs (encrypted; see webhook_secrets.py)
+NINJA_HOOK_SECRET = PREFIX + "invoiceninja_hook_path_secret"
+MAUTIC_HOOK_SECRET = PREFIX + "mautic_hook_path_secret"
+#: the secret Mautic signs its webhooks with (``Webhook-Signature``), copied from Mautic by the organiser
+MAUTIC_WEBHOOK_SECRET = PREFIX + "mautic_webhook_signing_secret"
 
 AUTH_BASIC = "basic"
 AUTH_OAUTH2 = "oauth2"
@@ -40,6 +45,8 @@ MAUTIC_EVENT_TAG = PREFIX + "mautic_event_tag"
 MAUTIC_FIELD_MAPPINGS = PREFIX + "mautic_field_mappings"
 NINJA_ENABLED = PREFIX + "invoiceninja_enabled"
 NINJA_SEND_EMAIL = PREFIX + "invoiceninja_send_email"
+#: also create the invoice of a pending order (so a bank transfer can be reconciled in Invoice Ninja)
+NINJA_INVOICE_PENDING = PREFIX + "invoiceninja_invoice_pending"
 CONSENT_ASK = PREFIX + "consent_ask"
 CONSENT_LABEL = PREFIX + "consent_label"
 
@@ -55,6 +62,7 @@ for key, default, type_ in (
     (MAUTIC_CAMPAIGNS_WELCOME, "", str),
     (MAUTIC_SEGMENTS_REMINDER, "", str), (MAUTIC_REMINDER_DAYS, "2", int),
     (MAUTIC_EVENT_TAG, "", str), (NINJA_ENABLED, "False", bool), (NINJA_SEND_EMAIL, "False", bool), (CONSENT_ASK, "True", bool),
+    (NINJA_HOOK_SECRET, "", str), (MAUTIC_HOOK_SECRET, "", str), (MAUTIC_WEBHOOK_SECRET, "", str), (NINJA_INVOICE_PENDING, "False", bool),
 ):
     settings_hierarkey.add_default(key, default, type_)
 settings_hierarkey.add_default(CONSENT_LABEL, None, LazyI18nString)
