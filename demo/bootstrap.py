@@ -262,6 +262,5 @@ def configure_docuseal(organizer, api_url, token=None):
             item = event.items.filter(default_price=Decimal("16.00")).first()
             if item is not None and not SignatureProduct.objects.filter(event=event).exists():
                 SignatureProduct.objects.create(event=event, item=item)
-    from django.urls import reverse
-    return settings.SITE_URL.rstrip("/") + reverse("plugins:pretix_crm_bridge:docuseal.webhook", kwargs={
-        "organizer_id": organizer.pk, "secret": config.docuseal_url_secret(organizer, create=True)})
+    from pretix_crm_bridge.webhook_secrets import hook_url
+    return hook_url(organizer, "docuseal")

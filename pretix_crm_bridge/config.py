@@ -30,8 +30,12 @@ DOCUSEAL_HMAC_SECRET = PREFIX + "docuseal_hmac_secret"
 #: the older custom header: its name, and its value (encrypted)
 DOCUSEAL_HEADER_NAME = PREFIX + "docuseal_header_name"
 DOCUSEAL_HEADER_VALUE = PREFIX + "docuseal_header_value_secret"
-#: the unguessable part of the organiser's webhook URL (encrypted; generated on first display)
-DOCUSEAL_URL_SECRET = PREFIX + "docuseal_webhook_url_secret"
+#: the unguessable part of the organiser's webhook URLs (encrypted; see webhook_secrets.py)
+NINJA_HOOK_SECRET = PREFIX + "invoiceninja_hook_path_secret"
+MAUTIC_HOOK_SECRET = PREFIX + "mautic_hook_path_secret"
+DOCUSEAL_HOOK_SECRET = PREFIX + "docuseal_hook_path_secret"
+#: the secret Mautic signs its webhooks with (``Webhook-Signature``), copied from Mautic by the organiser
+MAUTIC_WEBHOOK_SECRET = PREFIX + "mautic_webhook_signing_secret"
 
 AUTH_BASIC = "basic"
 AUTH_OAUTH2 = "oauth2"
@@ -55,6 +59,8 @@ DOCUSEAL_WHEN = PREFIX + "docuseal_when"  # "paid" or "placed"
 DOCUSEAL_SEND_EMAIL = PREFIX + "docuseal_send_email"
 WHEN_PAID = "paid"
 WHEN_PLACED = "placed"
+#: also create the invoice of a pending order (so a bank transfer can be reconciled in Invoice Ninja)
+NINJA_INVOICE_PENDING = PREFIX + "invoiceninja_invoice_pending"
 CONSENT_ASK = PREFIX + "consent_ask"
 CONSENT_LABEL = PREFIX + "consent_label"
 
@@ -71,8 +77,9 @@ for key, default, type_ in (
     (MAUTIC_SEGMENTS_REMINDER, "", str), (MAUTIC_REMINDER_DAYS, "2", int),
     (MAUTIC_EVENT_TAG, "", str), (NINJA_ENABLED, "False", bool), (NINJA_SEND_EMAIL, "False", bool), (CONSENT_ASK, "True", bool),
     (DOCUSEAL_URL, "", str), (DOCUSEAL_API_KEY, "", str), (DOCUSEAL_HMAC_SECRET, "", str), (DOCUSEAL_HEADER_NAME, "", str),
-    (DOCUSEAL_HEADER_VALUE, "", str), (DOCUSEAL_URL_SECRET, "", str),
+    (DOCUSEAL_HEADER_VALUE, "", str), (DOCUSEAL_HOOK_SECRET, "", str),
     (DOCUSEAL_ENABLED, "False", bool), (DOCUSEAL_TEMPLATE, "", str), (DOCUSEAL_WHEN, WHEN_PAID, str), (DOCUSEAL_SEND_EMAIL, "False", bool),
+    (NINJA_HOOK_SECRET, "", str), (MAUTIC_HOOK_SECRET, "", str), (MAUTIC_WEBHOOK_SECRET, "", str), (NINJA_INVOICE_PENDING, "False", bool),
 ):
     settings_hierarkey.add_default(key, default, type_)
 settings_hierarkey.add_default(CONSENT_LABEL, None, LazyI18nString)
@@ -146,16 +153,3 @@ def docuseal_client(organizer, scope_suffix="", **kwargs):
 
 def docuseal_configured(organizer) -> bool:
     return bool(organizer.settings.get(DOCUSEAL_URL))
-
-
-def docuseal_url_secret(organizer, create=False) -> str:
-    """The secret part of the organiser's DocuSeal webhook URL ("" when none was made yet)."""
-    import secrets as _secrets
-    try:
-        value = crypto.get_secret(organizer.settings, DOCUSEAL_URL_SECRET)
-    except crypto.SecretError:
-        value = None
-    if not value and create:
-        value = _secrets.token_urlsafe(32)
-        crypto.set_secret(organizer.settings, DOCUSEAL_URL_SECRET, value)
-    return value or ""

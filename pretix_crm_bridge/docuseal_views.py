@@ -9,15 +9,8 @@ from django.views import View
 from pretix.base.models import Order
 from pretix.control.permissions import EventPermissionRequiredMixin
 
-from . import config
 from .models import SignatureRequest
 from .triggers import enqueue
-
-
-def webhook_url(request, organizer):
-    """The organiser's DocuSeal webhook address (its secret is made on first use)."""
-    return request.build_absolute_uri(reverse("plugins:pretix_crm_bridge:docuseal.webhook", kwargs={
-        "organizer_id": organizer.pk, "secret": config.docuseal_url_secret(organizer, create=True)}))
 
 
 class ResendSignatureView(EventPermissionRequiredMixin, View):

@@ -1,5 +1,6 @@
 """
-DocuSeal's notifications: ``/_docuseal/webhook/<organiser id>/<secret>/`` (``shared/docs/crm-apis.md`` §2.5).
+DocuSeal's notifications: ``/_crm/docuseal/<organiser>/<secret>/`` (``shared/docs/crm-apis.md`` §2.5; the secret is
+made, shown and regenerated as the other systems' in :mod:`.webhook_secrets`).
 
 The door (:class:`DocuSealWebhookView`, on the core's :class:`~pretix_integrations_core.inbound.InboundWebhookView`)
 checks the secret of the URL, then ``X-Docuseal-Signature: <unix ts>.<hex HMAC-SHA256("<ts>." + body)>`` with the
@@ -21,6 +22,7 @@ from pretix_integrations_core.inbound import InboundWebhookView, secrets_match
 
 from . import config
 from .models import SignatureRequest
+from .webhook_secrets import path_secret
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +50,14 @@ def _secret(organizer, key):
 
 
 class DocuSealWebhookView(InboundWebhookView):
-    service = "docuseal"
+    service = "crm-docuseal"
 
     def get_connection(self, request, **kwargs):
         with scopes_disabled():
-            organizer = Organizer.objects.filter(pk=kwargs.get("organizer_id")).first()
-        if not organizer or not config.docuseal_configured(organizer):
+            organizer = Organizer.objects.filter(slug=kwargs.get("organizer_slug") or "").first()
+        if not organizer or "pretix_crm_bridge" not in organizer.get_plugins() or not config.docuseal_configured(organizer):
             return None
-        return f"organizer-{organizer.pk}", config.docuseal_url_secret(organizer), organizer
+        return f"org-{organizer.pk}", path_secret(organizer, "docuseal"), organizer
 
     def verify(self, request, body, organizer):
         hmac_secret = _secret(organizer, config.DOCUSEAL_HMAC_SECRET)

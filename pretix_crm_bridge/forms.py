@@ -29,6 +29,12 @@ class CrmConnectionsForm(EncryptedSecretsFormMixin, SettingsForm):
     pretix_crm_bridge_mautic_password_secret = EncryptedSecretField(label=_("Mautic password"), help_text=SECRET_HELP)
     pretix_crm_bridge_mautic_client_id = forms.CharField(label=_("Mautic client ID (public key)"), required=False)
     pretix_crm_bridge_mautic_client_secret = EncryptedSecretField(label=_("Mautic client secret"), help_text=SECRET_HELP)
+    pretix_crm_bridge_mautic_webhook_signing_secret = EncryptedSecretField(
+        label=_("Mautic webhook secret"),
+        help_text=_("Optional, for unsubscriptions coming back from Mautic: the secret of the webhook you create in Mautic "
+                    "(Settings → Webhooks), with the URL shown below. Mautic signs each call with it; calls that are not "
+                    "signed with it are refused. ") + SECRET_HELP,
+    )
     pretix_crm_bridge_invoiceninja_url = forms.URLField(
         label=_("Invoice Ninja URL"), required=False, assume_scheme="https", validators=[validate_service_url],
         help_text=_("https://invoicing.co for the hosted service, or the address of your own Invoice Ninja"),
@@ -138,6 +144,13 @@ class CrmEventSettingsForm(SettingsForm):
     pretix_crm_bridge_invoiceninja_send_email = forms.BooleanField(
         label=_("Let Invoice Ninja email the invoice to the buyer"), required=False,
         help_text=_("Invoice Ninja sends it once, when it creates the invoice. pretix's own emails are not affected."),
+    )
+
+    pretix_crm_bridge_invoiceninja_invoice_pending = forms.BooleanField(
+        label=_("Create the invoice in Invoice Ninja as soon as the order is placed"), required=False,
+        help_text=_("For bank transfers you reconcile in Invoice Ninja: the unpaid invoice is there already, and a payment "
+                    "you record on it there marks the pretix order paid (set up the webhook in the organiser's CRM "
+                    "connections). A cancelled unpaid order's invoice is then cancelled in Invoice Ninja."),
     )
 
     pretix_crm_bridge_docuseal_enabled = forms.BooleanField(

@@ -26,7 +26,8 @@ Trigger = namedtuple("Trigger", ("signal", "label", "system", "action"))
 TRIGGERS = (
     Trigger("order_placed", _("Order placed"), MAUTIC,
             _("Create or update the buyer's contact (if the buyer agreed), add the “order placed” segments.")),
-    Trigger("order_placed", _("Order placed"), INVOICENINJA, _("Create or update the buyer's client.")),
+    Trigger("order_placed", _("Order placed"), INVOICENINJA,
+            _("Create or update the buyer's client, and the unpaid invoice if the event creates it when the order is placed.")),
     Trigger("order_paid", _("Order paid"), MAUTIC,
             _("Update the contact (if the buyer agreed), add the “order placed” and “order paid” segments, and the "
               "“order paid” campaigns (and the welcome campaigns for a first purchase) once per order.")),
@@ -37,7 +38,9 @@ TRIGGERS = (
     Trigger("order_modified", _("Contact details or answers changed"), MAUTIC, _("Update the contact.")),
     Trigger("order_modified", _("Contact details or answers changed"), INVOICENINJA, _("Update the client.")),
     Trigger("order_canceled", _("Order canceled"), MAUTIC, _("Update the contact (its tags stay).")),
-    Trigger("order_canceled", _("Order canceled"), INVOICENINJA, _("Refund the invoice's payment by what pretix refunded.")),
+    Trigger("order_canceled", _("Order canceled"), INVOICENINJA,
+            _("Refund the invoice's payment by what pretix refunded, and cancel what is still open on the invoice (a cancellation "
+              "fee stays paid).")),
     Trigger("refund_done", _("Refund done"), INVOICENINJA, _("Refund the invoice's payment by what pretix refunded.")),
     Trigger("expiry_reminder", _("Unpaid order close to expiry (checked periodically)"), MAUTIC,
             _("Add the contact (if the buyer agreed) to the reminder segments; paying the order takes it out again.")),

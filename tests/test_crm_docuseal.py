@@ -14,6 +14,7 @@ from pretix.base.services.orders import cancel_order
 from pretix_crm_bridge import config
 from pretix_crm_bridge.docuseal import DocuSealSync, external_id
 from pretix_crm_bridge.models import SignatureProduct, SignatureRequest
+from pretix_crm_bridge.webhook_secrets import ensure_path_secret, path_secret
 from pretix_integrations_core import crypto
 from pretix_integrations_core.testing.docuseal import DEMO_API_KEY, DEMO_HMAC_SECRET, DEMO_SECRET_HEADER, DEMO_TEMPLATE_ID
 from pretix_integrations_core.testing.fakeserver import FakeServer, json_response, route
@@ -66,7 +67,7 @@ def submitters(fake):
 
 
 def hook_url(organizer):
-    return f"/_docuseal/webhook/{organizer.pk}/{config.docuseal_url_secret(organizer, create=True)}/"
+    return f"/_crm/docuseal/{organizer.slug}/{ensure_path_secret(organizer, 'docuseal')}/"
 
 
 def post_hook(client, organizer, fake, event_type, obj_id, **knobs):
@@ -453,7 +454,7 @@ def test_altered_body_and_wrong_url_secret_are_refused(client, sent, organizer, 
     extra = {"HTTP_X_DOCUSEAL_SIGNATURE": headers["X-Docuseal-Signature"]}
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(hook_url(organizer), altered, content_type="application/json", **extra).status_code == 403
-        assert client.post(f"/_docuseal/webhook/{organizer.pk}/wrong-secret/", body, content_type="application/json",
+        assert client.post(f"/_crm/docuseal/{organizer.slug}/wrong-secret/", body, content_type="application/json",
                            **extra).status_code == 404
     assert requests_of(order)[0].status == "sent"
 
@@ -500,6 +501,8 @@ def test_webhook_of_another_organizer_touches_nothing(client, sent, organizer, f
     order, req = sent
     with scopes_disabled():
         other = Organizer.objects.create(name="Other", slug="other")
+        other.enable_plugin("pretix_crm_bridge")
+        other.save()
     connect_docuseal(other, fake_docuseal)
     fake_docuseal.complete_submitter(req.submitter_id)
     r = deliver(client, other, fake_docuseal, "form.completed", req.submitter_id, django_capture_on_commit_callbacks)
@@ -507,7 +510,7 @@ def test_webhook_of_another_organizer_touches_nothing(client, sent, organizer, f
     # and one organiser's URL secret does not open another's door
     with django_capture_on_commit_callbacks(execute=True):
         body, headers = fake_docuseal.build_webhook("form.completed", fake_docuseal.event_data("form.completed", req.submitter_id))
-        r = client.post(f"/_docuseal/webhook/{organizer.pk}/{config.docuseal_url_secret(other)}/", body, content_type="application/json",
+        r = client.post(f"/_crm/docuseal/{organizer.slug}/{path_secret(other, 'docuseal')}/", body, content_type="application/json",
                         HTTP_X_DOCUSEAL_SIGNATURE=headers["X-Docuseal-Signature"])
     assert r.status_code == 404
 
@@ -612,7 +615,7 @@ def test_order_list_filter(admin_client, ds_event, item, organizer, fake_docusea
 @pytest.mark.django_db
 def test_health_and_dashboard_counts(admin_client, sent, organizer, fake_docuseal, django_capture_on_commit_callbacks):
     page = admin_client.get("/control/organizer/demo/crm/").content.decode()
-    assert "DocuSeal" in page and "1 signatures pending" in page and "/_docuseal/webhook/" in page
+    assert "DocuSeal" in page and "1 signatures pending" in page and "/_crm/docuseal/demo/" in page
     page = admin_client.get("/control/event/demo/concert/").content.decode()
     assert "DocuSeal" in page and "1 signatures pending" in page and "0 signed" in page
 
@@ -650,7 +653,7 @@ def test_connection_saved_encrypted_and_masked(admin_client, organizer, fake_doc
     stored = organizer.settings.get(config.DOCUSEAL_API_KEY)
     assert stored != DEMO_API_KEY and crypto.get_secret(organizer.settings, config.DOCUSEAL_API_KEY) == DEMO_API_KEY
     page = admin_client.get("/control/organizer/demo/crm/").content.decode()
-    assert DEMO_API_KEY not in page and DEMO_HMAC_SECRET not in page and "/_docuseal/webhook/" in page
+    assert DEMO_API_KEY not in page and DEMO_HMAC_SECRET not in page and "/_crm/docuseal/demo/" in page
     r = admin_client.post("/control/organizer/demo/crm/", connection_data(**{
         config.DOCUSEAL_URL: fake_docuseal.api_url, config.DOCUSEAL_API_KEY: ""}))
     assert "Enter the API key that goes with this URL." in r.content.decode()
@@ -779,7 +782,7 @@ def test_demo_organiser_signs_with_the_docuseal_simulator(client, django_capture
 
         # the buyer opens the link and signs on the simulator's page; its signed webhooks reach the organiser's URL
         hook = configure_docuseal(objs.organizer, server.url, DEMO_API_KEY)
-        assert hook.endswith(f"/_docuseal/webhook/{objs.organizer.pk}/{config.docuseal_url_secret(objs.organizer)}/")
+        assert hook.endswith(f"/_crm/docuseal/demo/{path_secret(objs.organizer, 'docuseal')}/")
         with Recorder() as pretix_stand_in:  # no live pretix in tests: catch what the simulator sends, then hand it in
             server.webhook_url = pretix_stand_in.url + "/hook"
             import requests
