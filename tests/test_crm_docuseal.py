@@ -489,6 +489,19 @@ def test_older_docuseal_with_a_secret_header(client, sent, organizer, fake_docus
 
 
 @pytest.mark.django_db
+def test_regenerated_webhook_url_replaces_the_old_one(admin_client, sent, organizer, fake_docuseal, django_capture_on_commit_callbacks):
+    order, req = sent
+    old = hook_url(organizer)
+    r = admin_client.post("/control/organizer/demo/crm/webhook-url/docuseal/", follow=True)
+    assert r.status_code == 200 and old not in r.content.decode() and hook_url(organizer) in r.content.decode()
+    fake_docuseal.open_submitter(req.submitter_id)
+    body, headers = fake_docuseal.build_webhook("form.viewed", fake_docuseal.event_data("form.viewed", req.submitter_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin_client.post(old, body, content_type="application/json", HTTP_X_DOCUSEAL_SIGNATURE=headers["X-Docuseal-Signature"])
+    assert r.status_code == 404 and requests_of(order)[0].status == "sent"
+
+
+@pytest.mark.django_db
 def test_webhook_without_any_verification_configured_is_refused(client, sent, organizer, fake_docuseal, django_capture_on_commit_callbacks):
     order, req = sent
     del organizer.settings[config.DOCUSEAL_HMAC_SECRET]
