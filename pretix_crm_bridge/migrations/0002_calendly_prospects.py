@@ -12,6 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('pretixbase', '0311_fix_unshredded_invoices'),
+        ('pretix_crm_bridge', '0001_signature_products_and_requests'),
     ]
 
     operations = [
