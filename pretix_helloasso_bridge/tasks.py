@@ -54,7 +54,7 @@ def import_order(self, event, remote_id):
     link = FormLink.objects.filter(event=event).first()
     if not link or link.status == FormLink.PAUSED:
         return
-    sync = Sync(link, provider_for(event.organizer), trigger="webhook")
+    sync = Sync(link, provider_for(event.organizer, link.provider), trigger="webhook")
     started = time.monotonic()
     try:
         sync.claim()

@@ -4,6 +4,7 @@ import pytest
 from pretix.base.models import Team, User
 
 from pretix_integrations_core import crypto
+from pretix_integrations_core.testing.billetweb import DEMO_KEY as BW_KEY, DEMO_USER as BW_USER
 from pretix_integrations_core.testing.helloasso import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION
 
 
@@ -19,6 +20,22 @@ def ha_connected(organizer, fake_helloasso):
 
 @pytest.fixture
 def ha_event(event, ha_connected):
+    event.enable_plugin("pretix_helloasso_bridge")
+    event.save()
+    return event
+
+
+@pytest.fixture
+def bw_connected(organizer, fake_billetweb):
+    s = organizer.settings
+    s.set("pretix_helloasso_bridge_billetweb_user", BW_USER)
+    crypto.set_secret(s, "pretix_helloasso_bridge_billetweb_secret_key", BW_KEY)
+    s.set("pretix_helloasso_bridge_billetweb_url", fake_billetweb.url)
+    return fake_billetweb
+
+
+@pytest.fixture
+def bw_event(event, bw_connected):
     event.enable_plugin("pretix_helloasso_bridge")
     event.save()
     return event

@@ -46,6 +46,10 @@ class OrderCreation:
             if pos.attendee_first_name or pos.attendee_last_name:
                 data["attendee_name_parts"] = {"_scheme": "given_family", "given_name": pos.attendee_first_name,
                                                "family_name": pos.attendee_last_name}
+            if pos.attendee_email:
+                data["attendee_email"] = pos.attendee_email
+            if self.event.has_subevents:
+                data["subevent"] = self._subevent_for(pos).pk
             if pos.secret and not pos.addon_to and not OrderPosition.all.filter(order__event=self.event, secret=pos.secret).exists():
                 data["secret"] = pos.secret
             positions.append(data)

@@ -2,6 +2,7 @@
 import pytest
 
 from .apras import FakeApras
+from .billetweb import FakeBilletweb
 from .calendly import FakeCalendly
 from .docuseal import FakeDocuSeal
 from .helloasso import FakeHelloAsso
@@ -42,4 +43,10 @@ def fake_invoiceninja():
 @pytest.fixture
 def fake_mautic():
     with FakeMautic() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_billetweb():
+    with FakeBilletweb() as server:
         yield server
