@@ -25,6 +25,7 @@ settings_hierarkey.add_default(BILLETWEB_USER, "", str)
 settings_hierarkey.add_default(BILLETWEB_KEY, "", str)
 settings_hierarkey.add_default(BILLETWEB_URL, billetweb.PRODUCTION_URL, str)
 
+
 def provider_names():
     from .providers.billetweb import BilletwebProvider
 

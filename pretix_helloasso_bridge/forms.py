@@ -36,6 +36,27 @@ class HelloAssoOrganizerSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
         return data
 
 
+class BilletwebSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
+    pretix_helloasso_bridge_billetweb_user = forms.CharField(
+        label=_("User"), required=False, max_length=64,
+        help_text=_("In Billetweb: Tools > API (www.billetweb.fr/bo/api.php), create a read-only key; it shows a “User” and a “Key”."),
+    )
+    pretix_helloasso_bridge_billetweb_secret_key = EncryptedSecretField(
+        label=_("Key"),
+        help_text=_("Stored encrypted. It is never shown again: leave ***** to keep it, or type a new one."),
+    )
+    pretix_helloasso_bridge_billetweb_url = forms.URLField(
+        label=_("Billetweb address"), required=True, assume_scheme="https", validators=[validate_service_url],
+        help_text=_("https://www.billetweb.fr unless told otherwise."),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get(config.BILLETWEB_USER) and not data.get(config.BILLETWEB_KEY) and not self.has_error(config.BILLETWEB_KEY):
+            self.add_error(config.BILLETWEB_KEY, _("Enter the key that goes with this user."))
+        return data
+
+
 class LinkFormForm(forms.Form):
     """Pick the form from the organisation's forms read from the API, or paste its public address."""
     form_ref = forms.ChoiceField(label=_("HelloAsso form"), required=False)
@@ -44,17 +65,31 @@ class LinkFormForm(forms.Form):
         help_text=_("For example https://www.helloasso.com/associations/my-association/evenements/my-event"),
     )
 
-    def __init__(self, *args, provider=None, forms_list=(), **kwargs):
+    def __init__(self, *args, provider=None, forms_list=(), others=None, **kwargs):
+        """``provider`` / ``forms_list``: HelloAsso's; ``others``: {identifier: (provider, forms)} of the other platforms,
+        whose choices are ``<identifier>:<ref>``."""
         super().__init__(*args, **kwargs)
         self.provider = provider
-        self.fields["form_ref"].choices = [("", "---------")] + [
-            (f.ref, f"{f.title} ({f.form_type}, {f.state})" if f.state else f.title) for f in forms_list]
+        self.others = others or {}
+        choices = [(f.ref, f"{f.title} ({f.form_type}, {f.state})" if f.state else f.title) for f in forms_list]
+        if self.others and forms_list:
+            choices = [("HelloAsso", choices)]
+        for identifier, (prov, items) in self.others.items():
+            choices.append((str(prov.verbose_name), [
+                (f"{identifier}:{f.ref}", f"{f.title} ({f.form_type}, {f.state})" if f.state else f.title) for f in items]))
+        self.fields["form_ref"].choices = [("", "---------")] + choices
+        if self.others:
+            self.fields["form_ref"].label = _("Event or form to import")
 
     def clean(self):
         data = super().clean()
         ref = data.get("form_ref")
         if not ref and data.get("form_url"):
             ref = self.provider.parse_form_url(data["form_url"]) if self.provider else None
+            for identifier, (prov, _items) in self.others.items():
+                if not ref:
+                    found = prov.parse_form_url(data["form_url"])
+                    ref = f"{identifier}:{found}" if found else None
             if not ref:
                 self.add_error("form_url", _("This is not the address of a form of your HelloAsso organisation."))
         elif not ref and not self.has_error("form_url"):

@@ -16,14 +16,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.utils.translation import gettext, gettext_lazy as _
 
-from pretix_integrations_core.errors import (
-    ServiceBadResponse, ServiceConfigurationError, ServiceNotFound, ServiceRateLimited, ServiceRejected,
-)
+from pretix_integrations_core.errors import ServiceBadResponse, ServiceConfigurationError, ServiceNotFound, ServiceRateLimited, ServiceRejected
 from pretix_integrations_core.httpclient import HttpClient
 
 from . import (
-    CANCELED, PAID, PENDING, REFUNDED, VALID, OrderPage, Provider, RemoteAnswer, RemoteCatalog, RemoteDate, RemoteForm, RemoteOrder,
-    RemotePayment, RemotePosition, RemoteProduct, RemoteRefund,
+    CANCELED, PAID, PENDING, REFUNDED, VALID, OrderPage, Provider, RemoteAnswer, RemoteCatalog, RemoteDate, RemoteForm, RemoteOrder, RemotePayment,
+    RemotePosition, RemoteProduct, RemoteRefund,
 )
 from .common import AccountBudget, as_id, euros, flag, local_date
 

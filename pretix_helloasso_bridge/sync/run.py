@@ -180,8 +180,8 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
         for ro in gone:
             with transaction.atomic():
                 cancel_order(ro.order.pk, send_mail=self.link.send_emails, cancellation_fee=None, try_auto_refund=False)
-                ro.order.log_action("pretix_helloasso_bridge.order.deleted_remotely", data={"remote_order_id": ro.remote_id,
-                                                                                           "provider": self.provider.identifier})
+                ro.order.log_action("pretix_helloasso_bridge.order.deleted_remotely",
+                                    data={"remote_order_id": ro.remote_id, "provider": self.provider.identifier})
                 RemoteObject.objects.filter(pk=ro.pk).update(synced={**(ro.synced or {}), "fp": "deleted"})
                 self.report.orders_cancelled += 1
         self.report.save()
