@@ -41,6 +41,7 @@ def check_connection(organizer):
 
 
 RATE_LIMITED = "rate_limited"
+LOGIN_REFUSED = "login_refused"
 NO_EVENTS = "no_events"
 
 
@@ -70,3 +71,29 @@ def check_billetweb(organizer):
         return NO_EVENTS, _("The key works, but it gives access to no event. In Billetweb (Tools > API), check the events the key is "
                             "restricted to.")
     return OK, _("Connection to Billetweb works: {count} events can be imported.").format(count=len(events))
+
+
+def check_weezevent(organizer):
+    """The Weezevent "Test connection": one login at most (never after a refusal), then the list of events."""
+    from .config import weezevent_provider
+    from .providers.weezevent import WeezeventLoginRefused
+
+    try:
+        provider = weezevent_provider(organizer, scope_suffix="-connection-test")
+    except ServiceConfigurationError as e:
+        return NOT_CONFIGURED, e.detail or _("Enter the API key, the login and the password of your Weezevent account first.")
+    try:
+        events = provider.list_forms()
+    except WeezeventLoginRefused as e:
+        return LOGIN_REFUSED, e.detail
+    except ServiceRateLimited as e:
+        return RATE_LIMITED, e.detail or str(e)
+    except ServiceConfigurationError as e:
+        return WRONG_CREDENTIALS, e.detail or str(e)
+    except (ServiceUnavailable, ServiceTimeout) as e:
+        return UNAVAILABLE, _("Weezevent is unavailable or could not be reached. Try again in a few minutes. ({error})").format(error=e)
+    except Exception as e:  # noqa: B902 - any other answer is "unexpected", with a safe description
+        return UNEXPECTED, _("Weezevent answered in an unexpected way: {error}").format(error=str(e) if hasattr(e, "service") else type(e).__name__)
+    if not events:
+        return NO_EVENTS, _("The login works, but it gives access to no event.")
+    return OK, _("Connection to Weezevent works: {count} events can be imported.").format(count=len(events))

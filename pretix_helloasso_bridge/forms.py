@@ -57,6 +57,40 @@ class BilletwebSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
         return data
 
 
+class WeezeventSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
+    pretix_helloasso_bridge_weezevent_api_secret_key = EncryptedSecretField(
+        label=_("API key"),
+        help_text=_("In Weezevent's back office: Tools > API KEY. Stored encrypted; leave ***** to keep it."),
+    )
+    pretix_helloasso_bridge_weezevent_username = forms.CharField(
+        label=_("Login"), required=False, max_length=190,
+        help_text=_("The email address of a Weezevent user of your organisation (a user dedicated to pretix is best)."),
+    )
+    pretix_helloasso_bridge_weezevent_password_secret = EncryptedSecretField(
+        label=_("Password"),
+        help_text=_("Exchanged once for an access token, which is kept. Stored encrypted; leave ***** to keep it."),
+    )
+    pretix_helloasso_bridge_weezevent_url = forms.URLField(
+        label=_("Weezevent API address"), required=True, assume_scheme="https", validators=[validate_service_url],
+        help_text=_("https://api.weezevent.com unless told otherwise."),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get(config.WEEZEVENT_USERNAME):
+            for name in (config.WEEZEVENT_API_KEY, config.WEEZEVENT_PASSWORD):
+                if not data.get(name) and not self.has_error(name):
+                    self.add_error(name, _("This field is required."))
+        return data
+
+    def save(self):
+        result = super().save()
+        # new (or re-entered) credentials: forget the token and a previous refusal, so the next sync logs in once
+        self.obj.settings.delete(config.WEEZEVENT_REFUSED)
+        self.obj.settings.delete(config.WEEZEVENT_TOKEN)
+        return result
+
+
 class LinkFormForm(forms.Form):
     """Pick the form from the organisation's forms read from the API, or paste its public address."""
     form_ref = forms.ChoiceField(label=_("HelloAsso form"), required=False)

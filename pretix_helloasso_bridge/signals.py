@@ -29,6 +29,13 @@ def nav_organizer_settings(sender, request, organizer, **kwargs):
         "active": bool(request.resolver_match) and request.resolver_match.url_name.startswith("organizer.billetweb")
         and request.resolver_match.namespace == "plugins:pretix_helloasso_bridge",
         "icon": "exchange",
+    }, {
+        "label": _("Weezevent"),
+        "url": reverse("plugins:pretix_helloasso_bridge:organizer.weezevent", kwargs={"organizer": organizer.slug}),
+        "parent": reverse("control:organizer.edit", kwargs={"organizer": organizer.slug}),
+        "active": bool(request.resolver_match) and request.resolver_match.url_name.startswith("organizer.weezevent")
+        and request.resolver_match.namespace == "plugins:pretix_helloasso_bridge",
+        "icon": "exchange",
     }]
 
 

@@ -13,8 +13,8 @@ from pretix.control.views.organizer import OrganizerDetailViewMixin, OrganizerSe
 from pretix_integrations_core.errors import ExternalServiceError
 
 from .config import configured_providers, provider_for, provider_names
-from .connection import OK, check_billetweb, check_connection
-from .forms import BilletwebSettingsForm, HelloAssoOrganizerSettingsForm, LinkFormForm, LinkOptionsForm
+from .connection import OK, check_billetweb, check_connection, check_weezevent
+from .forms import BilletwebSettingsForm, HelloAssoOrganizerSettingsForm, LinkFormForm, LinkOptionsForm, WeezeventSettingsForm
 from .models import FormLink
 from .tasks import start_sync
 
@@ -72,6 +72,25 @@ class BilletwebConnectionTestView(OrganizerDetailViewMixin, OrganizerPermissionR
         outcome, message = check_billetweb(request.organizer)
         (messages.success if outcome == OK else messages.error)(request, message)
         return redirect(reverse("plugins:pretix_helloasso_bridge:organizer.billetweb", kwargs={"organizer": request.organizer.slug}))
+
+
+class WeezeventSettingsView(PlatformSettingsView):
+    form_class = WeezeventSettingsForm
+    platform = "weezevent"
+    platform_name = _("Weezevent")
+    help_text = _("These settings apply to every event of this organizer that imports a Weezevent event. The API key is in "
+                  "Weezevent's back office (Tools > API KEY); the login and password are those of a Weezevent user with access "
+                  "to the events. They are exchanged once for an access token. A refused login is never tried again "
+                  "automatically (five refused logins block the account for 30 minutes): save this form again after fixing them.")
+
+
+class WeezeventConnectionTestView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+    permission = "organizer.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        outcome, message = check_weezevent(request.organizer)
+        (messages.success if outcome == OK else messages.error)(request, message)
+        return redirect(reverse("plugins:pretix_helloasso_bridge:organizer.weezevent", kwargs={"organizer": request.organizer.slug}))
 
 
 def platform_choices(organizer):

@@ -178,6 +178,8 @@ class Provider:
     #: True when a full read lists every order with all its tickets: an order missing from a complete full read
     #: was deleted on the platform, and a ticket missing from an order was deleted too
     complete_listing = False
+    #: orders entered by hand on the platform may have no email at all: imported anyway (their tickets must scan)
+    orders_without_email = False
     #: how often the periodic sync reads everything again (platforms whose incremental listing misses deletions)
     full_read_every = None
 

@@ -117,6 +117,7 @@ class BilletwebProvider(Provider):
     identifier = "billetweb"
     verbose_name = _("Billetweb")
     complete_listing = True
+    orders_without_email = True
     full_read_every = timedelta(hours=24)
 
     def __init__(self, *, base_url, user, key, scope, budget=None):

@@ -8,6 +8,7 @@ from .docuseal import FakeDocuSeal
 from .helloasso import FakeHelloAsso
 from .invoiceninja import FakeInvoiceNinja
 from .mautic import FakeMautic
+from .weezevent import FakeWeezevent
 
 
 @pytest.fixture
@@ -49,4 +50,10 @@ def fake_mautic():
 @pytest.fixture
 def fake_billetweb():
     with FakeBilletweb() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_weezevent():
+    with FakeWeezevent() as server:
         yield server
