@@ -14,14 +14,12 @@ from typing import Iterator, List, Optional
 
 from django.utils.translation import gettext, gettext_lazy as _
 
-from pretix_integrations_core.errors import (
-    ServiceBadResponse, ServiceConfigurationError, ServiceNotFound, ServiceRateLimited,
-)
+from pretix_integrations_core.errors import ServiceBadResponse, ServiceConfigurationError, ServiceNotFound, ServiceRateLimited
 from pretix_integrations_core.httpclient import HttpClient, json_body
 
 from . import (
-    CANCELED, PAID, PENDING, REFUNDED, VALID, OrderPage, Provider, RemoteAnswer, RemoteCatalog, RemoteDate, RemoteForm, RemoteOrder,
-    RemotePayment, RemotePosition, RemoteProduct, RemoteRefund,
+    CANCELED, PAID, PENDING, REFUNDED, VALID, OrderPage, Provider, RemoteAnswer, RemoteCatalog, RemoteDate, RemoteForm, RemoteOrder, RemotePayment,
+    RemotePosition, RemoteProduct, RemoteRefund,
 )
 from .common import PARIS, AccountBudget, as_id, euros, flag, local_date
 
@@ -119,8 +117,8 @@ class WeezeventClient:
             return data
 
     def events(self):
-        return self.get("/events", operation="events", params=[("include_closed", "true"), ("include_not_published", "true"),
-                                                                ("include_without_sales", "true")])
+        flags = [("include_closed", "true"), ("include_not_published", "true"), ("include_without_sales", "true")]
+        return self.get("/events", operation="events", params=flags)
 
     def dates(self, event_id):
         return self.get("/dates", operation="dates", params=[("id_event[]", str(event_id)), ("display_passed", "true")])
@@ -294,8 +292,8 @@ class WeezeventProvider(Provider):
         first = rows[0]
         buyer = first.get("buyer") if isinstance(first.get("buyer"), dict) else {}
         owner = first.get("owner") if isinstance(first.get("owner"), dict) else {}
-        email = str(buyer.get("email_acheteur") or "") or next((str((p.get("owner") or {}).get("email")) for p in rows
-                                                                 if isinstance(p.get("owner"), dict) and p["owner"].get("email")), "")
+        owners = [p["owner"] for p in rows if isinstance(p.get("owner"), dict)]
+        email = str(buyer.get("email_acheteur") or "") or next((str(o["email"]) for o in owners if o.get("email")), "")
         live = sum((p.price for p in positions if p.state == VALID), Decimal("0.00"))
         all_prices = sum((p.price for p in positions), Decimal("0.00"))
         created = [d for d in (local_date(p.get("create_date")) for p in rows) if d]
