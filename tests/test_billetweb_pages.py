@@ -162,3 +162,12 @@ def test_periodic_sync_reads_everything_once_a_day_and_catches_deletions(linked,
         r = SyncReport.objects.filter(event=linked, trigger="periodic").first()
         assert r.full and r.state == "success" and r.orders_cancelled == 1
         assert RemoteObject.objects.get(event=linked, kind="order", remote_id="264751").order.status == Order.STATUS_CANCELED
+
+
+@pytest.mark.django_db
+def test_no_webhook_url_for_billetweb_events(linked, client, bw_connected):
+    with scopes_disabled():
+        secret = FormLink.objects.get(event=linked).get_webhook_secret()
+    r = client.post(f"/_helloasso/webhook/{linked.pk}/{secret}/", '{"eventType": "Order", "data": {"id": 264751}}',
+                    content_type="application/json")
+    assert r.status_code == 404

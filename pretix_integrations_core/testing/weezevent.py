@@ -46,7 +46,8 @@ _TICKETS = {
              "categories": [{"id": "3101", "name": "Tarifs réduits",
                              "tickets": [{"id": "2002", "name": "Tarif réduit", "price": 15.5, "participants": 2, "quota": 0}],
                              "categories": [{"id": 3102, "name": "Enfants", "tickets": [{"id": 2003, "name": "Enfant (-12 ans)", "price": 0}]}]}]},
-    512346: {"id": 512346, "name": "Soirée de gala", "tickets": [{"id": "2101", "name": "Entrée", "price": 30}], "categories": []},
+    512346: {"id": 512346, "name": "Soirée de gala", "tickets": [{"id": "2101", "name": "Entrée", "price": 30}],
+             "categories": [{"id": "3201", "name": "Réductions", "tickets": [{"id": 2102, "name": "Étudiant", "price": 18}]}]},
 }
 
 
@@ -55,9 +56,9 @@ def paris_now():
 
 
 def _participant(pid, date_id, rate, barcode, tx, first, last, email, *, created, paid=True, refund="0", deleted="0", promo="",
-                 answers=(), buyer=None, origin="minisite", scanned=None):
+                 answers=(), buyer=None, origin="minisite", scanned=None, event_id=512345):
     return {
-        "id_participant": pid, "id_event": 512345, "id_date": date_id, "id_ticket": rate, "barcode": barcode,
+        "id_participant": pid, "id_event": event_id, "id_date": date_id, "id_ticket": rate, "barcode": barcode,
         "id_weez_ticket": f"T1E512345O{tx % 10000}", "deleted": deleted, "refund": refund, "paid": paid, "comment": "",
         "create_date": created, "origin": origin, "id_transaction": tx, "code_member": "",
         "transaction_reference": f"WZ-{tx}" if origin != "saisir" else "", "promo_code": promo,
@@ -113,12 +114,13 @@ class FakeWeezevent(FakeServer):
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def add_transaction(self, rates, *, date_id=90001, email="nouveau@example.org", first="Nouveau", last="Client", paid=True, answers=()):
+    def add_transaction(self, rates, *, date_id=90001, email="nouveau@example.org", first="Nouveau", last="Client", paid=True, answers=(),
+                        event_id=512345):
         """One transaction with one participant per rate id; returns ``(transaction id, [participants])``."""
         with self._lock:
             tx, now = next(self._ids["transaction"]), paris_now()
             rows = [_participant(next(self._ids["participant"]), date_id, str(r), str(next(self._ids["barcode"])), tx, first, last, email,
-                                 created=now, paid=paid, answers=answers) for r in rates]
+                                 created=now, paid=paid, answers=answers, event_id=event_id) for r in rates]
             self.participants += rows
             return str(tx), rows
 
