@@ -229,3 +229,34 @@ def test_billetweb_barcode_checks_in_through_pretix_api(linked, organizer, clien
     r = client.post(f"/api/v1/organizers/{organizer.slug}/checkinrpc/redeem/", {"secret": "4475388", "lists": [cl.pk]},
                     content_type="application/json", HTTP_AUTHORIZATION=f"Token {token}")
     assert r.json()["status"] == "error" and r.json()["reason"] == "canceled"  # the refunded ticket does not get in
+
+
+@pytest.mark.django_db
+def test_one_request_at_a_time_per_account():
+    import threading
+    import time
+
+    from pretix_helloasso_bridge.providers.common import AccountBudget
+
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def request():
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return True
+
+    def worker():
+        budget = AccountBudget("Billetweb", "same-account", limit=100, window=60)  # each sync has its own client
+        for _i in range(4):
+            assert budget.call(request, "test")
+
+    threads = [threading.Thread(target=worker) for _i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1 and active[0] == 0
