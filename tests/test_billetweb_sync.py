@@ -123,6 +123,8 @@ def test_several_sessions_become_an_event_series(bw_event, bw_connected):
         order = orders_of(bw_event)["265001"]
         assert {p.subevent_id for p in order.positions.all()} == {subs["2026-07-04T12:00:00+00:00"].pk}
         assert order.total == Decimal("30.00") and order.status == Order.STATUS_PAID
+        for sub in subs.values():  # pretix counts per date: each date has a quota with the products
+            assert sub.quotas.get().items.count() == 2
     oid, _rows = bw_connected.add_order("1350002", tickets=["12701"], session="7002")
     sync(bw_event)
     with scopes_disabled():

@@ -66,7 +66,7 @@ class AccountBudget:
     the next window if it fits in ``max_wait``; otherwise it stops with a "rate limited" error (the next sync goes on).
     """
 
-    def __init__(self, service, account, *, limit, window, max_wait=90.0, lock_timeout=120.0):
+    def __init__(self, service, account, *, limit, window, max_wait=90.0, lock_timeout=300.0):
         self.service = service
         self.key = f"pretix_helloasso_bridge:budget:{service}:{account}"
         self.limit, self.window, self.max_wait, self.lock_timeout = limit, window, max_wait, lock_timeout

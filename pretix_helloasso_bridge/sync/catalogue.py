@@ -52,6 +52,7 @@ class CatalogueMapping:
                         parent = self.items.get(parent_id)
                         if parent and not parent.addons.filter(addon_category=category).exists():
                             parent.addons.create(addon_category=category, min_count=0, max_count=10)
+            self._date_quotas()
             self.report.save()
 
     def _sync_dates(self, dates):
@@ -89,6 +90,18 @@ class CatalogueMapping:
                 sub.date_from, sub.date_to = d.date_from, d.date_to
                 sub.save(update_fields=["date_from", "date_to"])
             self.subevents[d.remote_id] = sub
+
+    def _date_quotas(self):
+        """In an event series, pretix counts tickets per date: one unlimited quota per date with the platform's products."""
+        for remote_id, sub in self.subevents.items():
+            ro = lookup(self.event, RemoteObject.PRODUCT, f"quota:date:{remote_id}")
+            q = Quota.objects.filter(event=self.event, subevent=sub, pk=(ro.synced or {}).get("quota")).first() if ro else None
+            if q is None:
+                q = Quota.objects.create(event=self.event, subevent=sub, name=str(self.provider.verbose_name), size=None)
+                remember(self.event, RemoteObject.PRODUCT, f"quota:date:{remote_id}", synced={"quota": q.pk})
+            missing = [i for i in self.items.values() if i.pk not in set(q.items.values_list("pk", flat=True))]
+            if missing:
+                q.items.add(*missing)
 
     def _addon_category(self):
         ro = lookup(self.event, RemoteObject.PRODUCT, "category-addons")
