@@ -262,3 +262,19 @@ def test_one_request_at_a_time_per_account():
     for t in threads:
         t.join()
     assert peak[0] == 1 and active[0] == 0
+
+
+@pytest.mark.django_db
+def test_key_never_in_logs_or_reports(linked, bw_connected, caplog):
+    import logging
+
+    from pretix_integrations_core.testing.billetweb import DEMO_KEY
+
+    caplog.set_level(logging.DEBUG)
+    sync(linked)
+    bw_connected.rate_limit = 0
+    with pytest.raises(ServiceRateLimited):
+        run_sync(linked)
+    with scopes_disabled():
+        errors = " ".join(SyncReport.objects.filter(event=linked).values_list("error", flat=True))
+    assert DEMO_KEY not in caplog.text and DEMO_KEY not in errors

@@ -175,3 +175,16 @@ def test_weezevent_barcode_checks_in_through_pretix_api(linked, organizer, clien
     r = client.post(f"/api/v1/organizers/{organizer.slug}/checkinrpc/redeem/", {"secret": "7448560", "lists": [cl.pk]},
                     content_type="application/json", HTTP_AUTHORIZATION=f"Token {token}")
     assert r.json()["status"] == "error" and r.json()["reason"] == "canceled"  # the deleted participant does not get in
+
+
+@pytest.mark.django_db
+def test_credentials_and_token_never_in_logs(linked, wz_connected, caplog):
+    import logging
+
+    from pretix_integrations_core.testing.weezevent import DEMO_API_KEY, DEMO_PASSWORD
+
+    caplog.set_level(logging.DEBUG)
+    sync(linked)
+    assert wz_connected.tokens
+    for secret in (DEMO_API_KEY, DEMO_PASSWORD, *wz_connected.tokens):
+        assert secret not in caplog.text

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.utils.translation import gettext, gettext_lazy as _
 
 from pretix_integrations_core.errors import ServiceBadResponse, ServiceConfigurationError, ServiceNotFound, ServiceRateLimited, ServiceRejected
-from pretix_integrations_core.httpclient import HttpClient
+from pretix_integrations_core.httpclient import HttpClient, register_sensitive_path
 
 from . import (
     CANCELED, PAID, PENDING, REFUNDED, VALID, OrderPage, Provider, RemoteAnswer, RemoteCatalog, RemoteDate, RemoteForm, RemoteOrder, RemotePayment,
@@ -31,6 +31,9 @@ PRODUCTION_URL = "https://www.billetweb.fr"
 BUDGET_LIMIT, BUDGET_WINDOW = 90, 80.0
 PAGE_SIZE = 200  # orders per committed page (Billetweb itself does not paginate)
 CHALLENGE_MARKERS = (b"cdn-cgi/challenge-platform", b"challenge-platform", b"cf-chl", b"Just a moment")
+# the key travels in the query string: urllib3's debug lines of these paths are redacted
+for _prefix in ("/api/event", "/api/attendees"):
+    register_sensitive_path(_prefix)
 
 
 class BilletwebChallenge(ServiceRateLimited):

@@ -15,7 +15,7 @@ from typing import Iterator, List, Optional
 from django.utils.translation import gettext, gettext_lazy as _
 
 from pretix_integrations_core.errors import ServiceBadResponse, ServiceConfigurationError, ServiceNotFound, ServiceRateLimited
-from pretix_integrations_core.httpclient import HttpClient, json_body
+from pretix_integrations_core.httpclient import HttpClient, json_body, register_sensitive_path
 
 from . import (
     CANCELED, PAID, PENDING, REFUNDED, VALID, OrderPage, Provider, RemoteAnswer, RemoteCatalog, RemoteDate, RemoteForm, RemoteOrder, RemotePayment,
@@ -30,6 +30,9 @@ BUDGET_LIMIT, BUDGET_WINDOW = 300, 60.0
 MAX = 500  # participants per API page
 PAGE_SIZE = 200  # orders per committed page
 OVERLAP = timedelta(minutes=10)
+# the API key and the access token travel in the query string: urllib3's debug lines of these paths are redacted
+for _prefix in ("/events", "/dates", "/tickets", "/participant"):
+    register_sensitive_path(_prefix)
 
 
 class WeezeventLoginRefused(ServiceConfigurationError):
