@@ -91,7 +91,7 @@ def test_event_page_links_and_imports(linked, admin_client):
         assert link.provider == "weezevent" and link.form_ref == "512345" and link.last_success
         assert RemoteObject.objects.filter(event=linked, kind="order").count() == 5
     page = admin_client.get(page_url(linked)).content.decode()
-    assert "Linked Weezevent event" in page and "5 created" in page
+    assert "Linked Weezevent event" in page and "5 created" in page and "<h1>Weezevent</h1>" in page
 
 
 @pytest.mark.django_db
