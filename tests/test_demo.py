@@ -221,3 +221,29 @@ def test_demo_organiser_connects_the_calendly_simulator_through_its_consent_page
             client.post("/control/organizer/demo/crm/calendly/sync/")
         with scopes_disabled():
             assert Prospect.objects.filter(organizer=objs.organizer, email="nora@example.org").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["billetweb", "weezevent"])
+def test_demo_billetweb_and_weezevent_simulators_and_events_import(key, client):
+    import importlib
+
+    from pretix_helloasso_bridge.models import RemoteObject
+    from pretix_helloasso_bridge.sync import run_sync
+
+    spec = next(s for s in simulators.SIMULATORS if s.key == key)
+    assert spec.port in (8087, 8088)
+    module, func = spec.configure.split(":")
+    configure = getattr(importlib.import_module(module), func)
+    fake = getattr(importlib.import_module(spec.module), spec.class_name)
+    objs = bootstrap_demo()
+    with fake(**(spec.options or {})) as server:
+        event = configure(objs.organizer, server.url)
+        assert configure(objs.organizer, server.url).pk == event.pk  # idempotent at the next start
+        report = run_sync(event)
+        assert report.state == "success", report.error
+        assert client.login(email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+        r = client.post(f"/control/organizer/demo/helloasso/{key}/test/", follow=True)
+        assert "works" in r.content.decode() or "fonctionne" in r.content.decode()
+    with scopes_disabled():
+        assert RemoteObject.objects.filter(event=event, kind="order").count() == 5
