@@ -9,7 +9,10 @@ products, prices, attendee names, payer address and answers) into a copy of the 
 Orders have 1 to 4 tickets (mixed). Prints tickets per second for both, the ratio, API calls and pages, and a
 sync with nothing new (calls and seconds); the last line is one JSON object:
 {"orders", "tickets", "bridge_tickets_per_s", "csv_tickets_per_s", "speedup", "api_calls", "pages", "noop_sync_calls",
- "noop_sync_s"}. Target: speedup (bridge tickets per second / CSV tickets per second) >= 3.
+ "noop_sync_s", then per platform "billetweb_…"/"weezevent_…": tickets, tickets_per_s, csv_tickets_per_s, speedup}.
+Target: speedup (bridge tickets per second / CSV tickets per second) >= 3, for HelloAsso, Billetweb and Weezevent.
+The same N orders are also imported from the fake Billetweb and the fake Weezevent, each compared with pretix's CSV
+import of the same orders (built from what the bridge imported: products, prices, attendee names, answers).
 The bridge's time includes the fake server's (Python, in this process), as HelloAsso's would be in real life.
 """
 import argparse
@@ -144,6 +147,128 @@ def run_csv_import(bridge_event, fake):
         return seconds, Order.objects.filter(event=target).count(), OrderPosition.objects.filter(order__event=target).count(), answers
 
 
+# -- Billetweb and Weezevent: the same N orders from each fake, against pretix's CSV import of the same orders ------------
+
+def add_platform_orders(kind, fake, n, rng):
+    """``n`` orders of 1 to 4 tickets on the fake's single-date event; returns (remote event id, tickets)."""
+    tickets = 0
+    for i in range(n):
+        count = rng.randint(1, 4)
+        tickets += count
+        last, first = rng.choice(LAST), rng.choice(FIRST)
+        if kind == "billetweb":
+            fake.add_order("1350001", tickets=[rng.choice(("12693", "12693", "12694", "12696")) for _ in range(count)],
+                           email=f"buyer{i}@example.org", firstname=first, name=last, custom={"Taille de t-shirt": rng.choice(SIZES)})
+        else:
+            fake.add_transaction([rng.choice(("2101", "2101", 2102)) for _ in range(count)], date_id=0, event_id=512346,
+                                 email=f"buyer{i}@example.org", first=first, last=last, answers=[("Taille de t-shirt", rng.choice(SIZES))])
+    return ("1350001" if kind == "billetweb" else "512346"), tickets
+
+
+def build_platform_event(org, kind, fake, remote_event):
+    from pretix.base.models import Event
+
+    from pretix_helloasso_bridge import config
+    from pretix_helloasso_bridge.models import FormLink
+    from pretix_integrations_core import crypto
+
+    with scopes_disabled():
+        s = org.settings
+        if kind == "billetweb":
+            from pretix_integrations_core.testing.billetweb import DEMO_KEY, DEMO_USER
+            s.set(config.BILLETWEB_USER, DEMO_USER)
+            crypto.set_secret(s, config.BILLETWEB_KEY, DEMO_KEY)
+            s.set(config.BILLETWEB_URL, fake.url)
+        else:
+            from pretix_integrations_core.testing.weezevent import DEMO_API_KEY, DEMO_PASSWORD, DEMO_USERNAME
+            crypto.set_secret(s, config.WEEZEVENT_API_KEY, DEMO_API_KEY)
+            s.set(config.WEEZEVENT_USERNAME, DEMO_USERNAME)
+            crypto.set_secret(s, config.WEEZEVENT_PASSWORD, DEMO_PASSWORD)
+            s.set(config.WEEZEVENT_URL, fake.url)
+        event = Event.objects.create(organizer=org, name=kind, slug=kind, live=True, date_from=now() + timedelta(days=60),
+                                     plugins="pretix.plugins.banktransfer")
+        event.enable_plugin("pretix_helloasso_bridge")
+        event.save()
+        event.settings.name_scheme = "given_family"
+        FormLink.objects.create(event=event, provider=kind, form_ref=remote_event)
+    return event
+
+
+def csv_of_imported(event, channel):
+    """The orders the bridge imported into ``event`` as a CSV for pretix's order import (same products, prices, names, answers)."""
+    from pretix.base.models import OrderPosition
+
+    with scopes_disabled():
+        questions = list(event.questions.all())
+        header = ["order", "email", "item", "price", "given", "family", *[f"q{q.pk}" for q in questions]]
+        out = io.StringIO()
+        w = csv.DictWriter(out, header)
+        w.writeheader()
+        positions = OrderPosition.objects.filter(order__event=event).select_related("order", "item").prefetch_related("answers")
+        for op in positions.order_by("order_id", "positionid"):
+            row = {"order": op.order.code, "email": op.order.email, "item": str(op.item.name), "price": f"{op.price:.2f}",
+                   "given": op.attendee_name_parts.get("given_name", ""), "family": op.attendee_name_parts.get("family_name", "")}
+            for a in op.answers.all():
+                row[f"q{a.question_id}"] = a.answer
+            w.writerow(row)
+    settings = {"orders": "mixed", "status": "paid", "testmode": False, "grouping": "csv:order", "email": "csv:email", "item": "csv:item",
+                "price": "csv:price", "attendee_name_given_name": "csv:given", "attendee_name_family_name": "csv:family",
+                "sales_channel": f"static:{channel}"}
+    return out.getvalue().encode(), settings, questions
+
+
+def run_csv_import_of(event, channel, slug):
+    from pretix.base.models import CachedFile, Event, OrderPosition, User
+    from pretix.base.services.modelimport import import_orders
+
+    with scopes_disabled():
+        target = Event.objects.create(organizer=event.organizer, name=slug, slug=slug, live=True, date_from=event.date_from,
+                                      plugins="pretix.plugins.banktransfer")
+        target.copy_data_from(event)
+        target.settings.name_scheme = "given_family"
+        body, settings, questions = csv_of_imported(event, channel)
+        copied = {str(q.question): q for q in target.questions.all()}
+        for q in questions:
+            settings[f"question_{copied[str(q.question)].pk}"] = f"csv:q{q.pk}"
+        user = User.objects.get_or_create(email="bench@example.org")[0]
+        cf = CachedFile.objects.create(expires=now() + timedelta(days=1), date=now(), filename="import.csv", type="text/csv")
+        cf.file.save("import.csv", ContentFile(body))
+    t0 = time.perf_counter()
+    import_orders.apply(kwargs={"event": target.pk, "fileid": str(cf.id), "settings": settings, "locale": "en", "user": user.pk}).get()
+    seconds = time.perf_counter() - t0
+    with scopes_disabled():
+        return seconds, OrderPosition.objects.filter(order__event=target).count()
+
+
+def bench_platform(kind, org, n, seed):
+    """Import ``n`` orders from the platform's fake with the bridge, then the same orders with pretix's CSV import."""
+    from pretix.base.models import OrderPosition
+
+    from pretix_helloasso_bridge.models import SyncReport
+    from pretix_helloasso_bridge.sync import run_sync
+
+    if kind == "billetweb":
+        from pretix_integrations_core.testing.billetweb import FakeBilletweb as Fake
+    else:
+        from pretix_integrations_core.testing.weezevent import FakeWeezevent as Fake
+    with Fake(seed=False) as fake:
+        remote_event, tickets = add_platform_orders(kind, fake, n, random.Random(seed))
+        event = build_platform_event(org, kind, fake, remote_event)
+        t0 = time.perf_counter()
+        report = run_sync(event, trigger="manual", full=True)
+        bridge_s = time.perf_counter() - t0
+        assert report.state == SyncReport.SUCCESS and not report.skipped, (report.error, report.skipped[:3])
+        with scopes_disabled():
+            assert OrderPosition.objects.filter(order__event=event).count() == tickets
+    csv_s, csv_tickets = run_csv_import_of(event, kind, f"{kind}-csv")
+    assert csv_tickets == tickets, (csv_tickets, tickets)
+    bridge_tps, csv_tps = tickets / bridge_s, tickets / csv_s
+    print(f"{kind:<10}: {n} orders, {tickets} tickets: bridge {bridge_s:7.2f} s {bridge_tps:8.1f} tickets/s ({report.api_calls} API calls); "
+          f"CSV {csv_s:7.2f} s {csv_tps:8.1f} tickets/s; speedup {bridge_tps / csv_tps:6.3f}")
+    return {f"{kind}_tickets": tickets, f"{kind}_tickets_per_s": round(bridge_tps, 1), f"{kind}_csv_tickets_per_s": round(csv_tps, 1),
+            f"{kind}_speedup": round(bridge_tps / csv_tps, 3)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--orders", type=int, default=5000)
@@ -183,6 +308,10 @@ def main():
             csv_s, csv_orders, csv_tickets, csv_answers = run_csv_import(event, fake)
             assert (csv_orders, csv_tickets, csv_answers) == (args.orders, tickets, bridge_answers), (csv_orders, csv_tickets, csv_answers)
 
+        platforms = {}
+        for kind in ("billetweb", "weezevent"):
+            platforms.update(bench_platform(kind, event.organizer, args.orders, args.seed))
+
         bridge_tps, csv_tps = tickets / bridge_s, tickets / csv_s
         speedup = bridge_tps / csv_tps
         print(f"{args.orders} orders, {tickets} tickets (1-4 per order), database: {connection.vendor}")
@@ -192,7 +321,7 @@ def main():
         print(f"no-change sync: {noop_s:8.3f} s  {noop.api_calls} API calls")
         print(json.dumps({"orders": args.orders, "tickets": tickets, "bridge_tickets_per_s": round(bridge_tps, 1),
                           "csv_tickets_per_s": round(csv_tps, 1), "speedup": round(speedup, 3), "api_calls": report.api_calls,
-                          "pages": pages, "noop_sync_calls": noop.api_calls, "noop_sync_s": round(noop_s, 3)}))
+                          "pages": pages, "noop_sync_calls": noop.api_calls, "noop_sync_s": round(noop_s, 3), **platforms}))
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

@@ -225,3 +225,128 @@ def configure_helloasso(organizer, api_url, token=None):
         current = None
     if current != DEMO_CLIENT_SECRET:  # re-encrypting at every start would change the stored value for nothing
         crypto.set_secret(s, config.CLIENT_SECRET, DEMO_CLIENT_SECRET)
+
+
+def configure_calendly(organizer, api_url, token=None):
+    """
+    Make this pretix's Calendly OAuth application the simulator's (pretix-wide settings, as an administrator sets them):
+    "Connect Calendly" on the organiser's Calendly page then goes through the simulator's consent page. Values an
+    administrator set for a real Calendly application are kept.
+    """
+    from pretix_crm_bridge.calendly import config
+    from pretix_integrations_core.testing.calendly import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    if config.get("calendly_client_id") not in ("", DEMO_CLIENT_ID):
+        return
+    for option, value in (("calendly_client_id", DEMO_CLIENT_ID), ("calendly_api_url", api_url), ("calendly_auth_url", api_url)):
+        if config.get(option) != value:
+            config.set_global(option, value)
+    if config.get("calendly_client_secret") != DEMO_CLIENT_SECRET:  # re-encrypting at every start would change it for nothing
+        config.set_global("calendly_client_secret", DEMO_CLIENT_SECRET)
+
+
+def configure_docuseal(organizer, api_url, token=None):
+    """
+    Connect the demo organiser to the DocuSeal simulator (API key and webhook signing secret stored encrypted, as the
+    connections form stores them), let the demo event ask for signatures with the simulator's demo template, and make
+    its full-price ticket require one: marking a demo order with that ticket paid shows the signing link on the order
+    page. Values the organiser changed since (another DocuSeal, another template, products) are kept.
+
+    Returns the organiser's DocuSeal webhook URL, for the simulator to send its signed ``form.*`` notifications to
+    (None when the organiser connected another DocuSeal).
+    """
+    from pretix_crm_bridge import config
+    from pretix_crm_bridge.models import SignatureProduct
+    from pretix_integrations_core.testing.docuseal import DEMO_API_KEY, DEMO_HMAC_SECRET, DEMO_TEMPLATE_ID
+
+    s = organizer.settings
+    current_url = s.get(config.DOCUSEAL_URL, as_type=str, default="")
+    if current_url and not current_url.startswith("http://127.0.0.1:"):
+        return None  # the organiser connected their own DocuSeal: leave it alone
+    if current_url != api_url:
+        s.set(config.DOCUSEAL_URL, api_url)
+    for key, value in ((config.DOCUSEAL_API_KEY, token or DEMO_API_KEY), (config.DOCUSEAL_HMAC_SECRET, DEMO_HMAC_SECRET)):
+        try:
+            current = crypto.get_secret(s, key)
+        except crypto.SecretUndecryptable:
+            current = None
+        if current != value:  # re-encrypting at every start would change the stored value for nothing
+            crypto.set_secret(s, key, value)
+    with scopes_disabled():
+        event = Event.objects.filter(organizer=organizer, slug=EVENT_SLUG).first()
+        if event is not None and not event.settings.get(config.DOCUSEAL_TEMPLATE):  # once: later changes stay
+            event.settings.set(config.DOCUSEAL_ENABLED, True)
+            event.settings.set(config.DOCUSEAL_TEMPLATE, str(DEMO_TEMPLATE_ID))
+            item = event.items.filter(default_price=Decimal("16.00")).first()
+            if item is not None and not SignatureProduct.objects.filter(event=event).exists():
+                SignatureProduct.objects.create(event=event, item=item)
+    from pretix_crm_bridge.webhook_secrets import hook_url
+    return hook_url(organizer, "docuseal")
+
+
+# -- Billetweb and Weezevent: their simulators, and one demo event each, linked to the simulator's event ----------------
+
+BILLETWEB_EVENT_SLUG = "billetweb"
+WEEZEVENT_EVENT_SLUG = "weezevent"
+
+
+def _platform_demo_event(organizer, slug, name, provider, remote_event):
+    """A demo event importing the platform's event (idempotent): the first periodic sync or "Sync now" imports it."""
+    from pretix_helloasso_bridge.models import FormLink
+
+    with scopes_disabled(), transaction.atomic():
+        event = Event.objects.filter(organizer=organizer, slug=slug).first()
+        if event is None:
+            start = (now().astimezone(ZoneInfo(TIMEZONE)) + timedelta(days=30)).replace(hour=20, minute=0, second=0, microsecond=0)
+            event = Event.objects.create(organizer=organizer, slug=slug, currency="EUR", name=name, date_from=start, live=False)
+            event.set_defaults()
+            event.settings.timezone = TIMEZONE
+            event.settings.locale = LOCALES[0]
+            event.settings.locales = LOCALES
+            event.checkin_lists.create(name="Default", all_products=True)
+        if "pretix_helloasso_bridge" not in event.get_plugins():
+            event.enable_plugin("pretix_helloasso_bridge", allow_restricted=["pretix_helloasso_bridge"])
+            event.save(update_fields=["plugins"])
+        if not FormLink.objects.filter(event=event).exists():
+            FormLink.objects.create(event=event, provider=provider, form_ref=remote_event)
+    return event
+
+
+def _set_secret_once(s, key, value):
+    try:
+        current = crypto.get_secret(s, key)
+    except crypto.SecretUndecryptable:
+        current = None
+    if current != value:  # re-encrypting at every start would change the stored value for nothing
+        crypto.set_secret(s, key, value)
+
+
+def configure_billetweb(organizer, api_url, token=None):
+    """Point the organiser's Billetweb settings at the simulator (unless they hold another account) and create its demo event."""
+    from pretix_helloasso_bridge import config
+    from pretix_integrations_core.testing.billetweb import DEMO_EVENT, DEMO_KEY, DEMO_USER
+
+    s = organizer.settings
+    if not s.get(config.BILLETWEB_USER, as_type=str) or s.get(config.BILLETWEB_USER, as_type=str) == DEMO_USER:
+        for key, value in ((config.BILLETWEB_USER, DEMO_USER), (config.BILLETWEB_URL, api_url)):
+            if s.get(key, as_type=str, default="") != value:
+                s.set(key, value)
+        _set_secret_once(s, config.BILLETWEB_KEY, DEMO_KEY)
+    return _platform_demo_event(organizer, BILLETWEB_EVENT_SLUG, _i18n("Gala (importé de Billetweb)", "Gala (imported from Billetweb)"),
+                                "billetweb", DEMO_EVENT)
+
+
+def configure_weezevent(organizer, api_url, token=None):
+    """Point the organiser's Weezevent settings at the simulator (unless they hold another account) and create its demo event."""
+    from pretix_helloasso_bridge import config
+    from pretix_integrations_core.testing.weezevent import DEMO_API_KEY, DEMO_EVENT, DEMO_PASSWORD, DEMO_USERNAME
+
+    s = organizer.settings
+    if not s.get(config.WEEZEVENT_USERNAME, as_type=str) or s.get(config.WEEZEVENT_USERNAME, as_type=str) == DEMO_USERNAME:
+        for key, value in ((config.WEEZEVENT_USERNAME, DEMO_USERNAME), (config.WEEZEVENT_URL, api_url)):
+            if s.get(key, as_type=str, default="") != value:
+                s.set(key, value)
+        _set_secret_once(s, config.WEEZEVENT_API_KEY, DEMO_API_KEY)
+        _set_secret_once(s, config.WEEZEVENT_PASSWORD, DEMO_PASSWORD)
+    return _platform_demo_event(organizer, WEEZEVENT_EVENT_SLUG, _i18n("Festival (importé de Weezevent)", "Festival (imported from Weezevent)"),
+                                "weezevent", DEMO_EVENT)

@@ -50,10 +50,13 @@ SIMULATORS = [
               options={"slow_cards": ("5555555555",), "slow_delay": 5.0, "names": {"1000000001": ("Camille", "Martin")}}),
     Simulator("helloasso", "HelloAsso", _KIT + "helloasso", "FakeHelloAsso", 8082,
               configure="demo.bootstrap:configure_helloasso", options={"demo": True}),
-    Simulator("calendly", "Calendly", _KIT + "calendly", "FakeCalendly", 8083),
-    Simulator("docuseal", "DocuSeal", _KIT + "docuseal", "FakeDocuSeal", 8084),
+    Simulator("calendly", "Calendly", _KIT + "calendly", "FakeCalendly", 8083,
+              configure="demo.bootstrap:configure_calendly", options={"demo": True}),
+    Simulator("docuseal", "DocuSeal", _KIT + "docuseal", "FakeDocuSeal", 8084, configure="demo.bootstrap:configure_docuseal"),
     Simulator("invoiceninja", "Invoice Ninja", (_KIT + "invoiceninja", _KIT + "invoice_ninja"), "FakeInvoiceNinja", 8085),
     Simulator("mautic", "Mautic", _KIT + "mautic", "FakeMautic", 8086),
+    Simulator("billetweb", "Billetweb", _KIT + "billetweb", "FakeBilletweb", 8087, configure="demo.bootstrap:configure_billetweb"),
+    Simulator("weezevent", "Weezevent", _KIT + "weezevent", "FakeWeezevent", 8088, configure="demo.bootstrap:configure_weezevent"),
 ]
 
 

@@ -22,6 +22,21 @@ def nav_organizer_settings(sender, request, organizer, **kwargs):
         "url": reverse("plugins:pretix_helloasso_bridge:organizer.settings", kwargs={"organizer": organizer.slug}),
         "parent": reverse("control:organizer.edit", kwargs={"organizer": organizer.slug}),
         "active": bool(request.resolver_match) and request.resolver_match.url_name.startswith("organizer.")
+        and not request.resolver_match.url_name.startswith(("organizer.billetweb", "organizer.weezevent"))
+        and request.resolver_match.namespace == "plugins:pretix_helloasso_bridge",
+        "icon": "exchange",
+    }, {
+        "label": _("Billetweb"),
+        "url": reverse("plugins:pretix_helloasso_bridge:organizer.billetweb", kwargs={"organizer": organizer.slug}),
+        "parent": reverse("control:organizer.edit", kwargs={"organizer": organizer.slug}),
+        "active": bool(request.resolver_match) and request.resolver_match.url_name.startswith("organizer.billetweb")
+        and request.resolver_match.namespace == "plugins:pretix_helloasso_bridge",
+        "icon": "exchange",
+    }, {
+        "label": _("Weezevent"),
+        "url": reverse("plugins:pretix_helloasso_bridge:organizer.weezevent", kwargs={"organizer": organizer.slug}),
+        "parent": reverse("control:organizer.edit", kwargs={"organizer": organizer.slug}),
+        "active": bool(request.resolver_match) and request.resolver_match.url_name.startswith("organizer.weezevent")
         and request.resolver_match.namespace == "plugins:pretix_helloasso_bridge",
         "icon": "exchange",
     }]
@@ -97,3 +112,12 @@ log_entry_types.new_from_dict({
     "pretix_helloasso_bridge.order.contested": _("HelloAsso: the payment {payment} is contested (chargeback)."),
     "pretix_helloasso_bridge.order.cancelled_on_helloasso": _("HelloAsso: items were cancelled or refunded on HelloAsso."),
 })(HelloAssoOrderLogEntryType)
+
+
+class BridgeOrderLogEntryType(OrderLogEntryType):
+    pass
+
+
+log_entry_types.new_from_dict({
+    "pretix_helloasso_bridge.order.deleted_remotely": _("Ticketing bridge: the order was deleted on the ticketing platform."),
+})(BridgeOrderLogEntryType)

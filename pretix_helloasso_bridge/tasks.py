@@ -62,7 +62,7 @@ def import_order(self, event, remote_id):
     link = FormLink.objects.filter(event=event).first()
     if not link or link.status == FormLink.PAUSED:
         return
-    sync = Sync(link, provider_for(event.organizer), trigger="webhook")
+    sync = Sync(link, provider_for(event.organizer, link.provider), trigger="webhook")
     started = time.monotonic()
     try:
         sync.claim()
@@ -102,7 +102,18 @@ def due_links(at=None):
     return result
 
 
+def full_read_due(link, at=None):
+    """Platforms whose incremental listing misses deletions (Billetweb, Weezevent) are read in full now and then."""
+    from .config import provider_class
+
+    every = getattr(provider_class(link.provider), "full_read_every", None)
+    if not every:
+        return False
+    last = link.event.helloasso_reports.filter(full=True, state=SyncReport.SUCCESS).order_by("-started").values_list("started", flat=True).first()
+    return last is None or (at or now()) - last >= every
+
+
 def run_periodic():
     for link in due_links():
         with scope(organizer=link.event.organizer):
-            start_sync(link.event, trigger="periodic")
+            start_sync(link.event, trigger="periodic", full=full_read_due(link))

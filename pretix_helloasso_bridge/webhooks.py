@@ -19,6 +19,8 @@ class HelloAssoWebhookView(InboundWebhookView):
             link = FormLink.objects.select_related("event").filter(event_id=kwargs.get("event_id")).first()
         if not link or "pretix_helloasso_bridge" not in link.event.get_plugins():
             return None
+        if link.provider != "helloasso":  # Billetweb and Weezevent send no notifications: polling only
+            return None
         return f"event-{link.event_id}", link.get_webhook_secret(), link
 
     def enqueue(self, link, payload, delivery_id):

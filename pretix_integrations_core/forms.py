@@ -69,3 +69,22 @@ class EncryptedSecretsFormMixin:
             else:
                 data[name] = None  # cleared: the key is deleted
         return data
+
+
+class EncryptingSecretField(EncryptedSecretField):
+    """
+    An :class:`EncryptedSecretField` that encrypts by itself, for forms that cannot use :class:`EncryptedSecretsFormMixin`
+    (e.g. pretix's global settings form, extended through ``register_global_settings``). pretix's ``SettingsForm`` keeps
+    the stored (encrypted) value when ``*****`` is submitted.
+    """
+
+    def clean(self, value):
+        from django.core.exceptions import ValidationError
+
+        value = super().clean(value)
+        if value and value != SECRET_REDACTED and not crypto.is_encrypted(value):
+            try:
+                return crypto.encrypt(value)
+            except crypto.SecretError as e:
+                raise ValidationError(str(e))
+        return value

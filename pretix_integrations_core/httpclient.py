@@ -304,7 +304,13 @@ class HttpClient:
         if status in (404, 410):
             return ServiceNotFound(self.service, operation, **kwargs)
         if status == 429:
-            return ServiceRateLimited(self.service, operation, retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kwargs)
+            # Retry-After when sent; else X-RateLimit-Reset, which Calendly (and others) send as seconds until the window resets
+            wait = parse_retry_after(resp.headers.get("Retry-After"))
+            if wait is None and (resp.headers.get("X-RateLimit-Reset") or "").strip().isdigit():
+                wait = float(resp.headers["X-RateLimit-Reset"].strip())
+                if wait > 1e9:  # some services send a unix time instead
+                    wait = max(0.0, wait - time.time())
+            return ServiceRateLimited(self.service, operation, retry_after=wait, **kwargs)
         if status >= 500:
             # An answer, not silence: the service says it could not handle the request now. Transient, so the
             # caller tries again later (a request that is not safe to repeat is not repeated within this call).

@@ -4,13 +4,17 @@ from django.db import models
 
 class OAuthToken(models.Model):
     """
-    One OAuth2 token pair per (service, client id), shared by every web and celery worker.
+    One OAuth2 token pair per (service, client id, account), shared by every web and celery worker.
+
+    ``account`` is empty for client-credentials tokens (one per client); tokens granted by a user through the
+    authorization-code flow have one row per granting account (e.g. ``org-12`` for an organiser's Calendly).
 
     Both tokens are stored encrypted (:mod:`pretix_integrations_core.crypto`). Rows are only changed under a
     row lock (``select_for_update``) by :class:`pretix_integrations_core.oauth.OAuth2ClientCredentials`.
     """
     service = models.CharField(max_length=64)
     client_id = models.CharField(max_length=255)
+    account = models.CharField(max_length=190, blank=True, default="")
     access_token = models.TextField(blank=True, default="")
     access_expires = models.DateTimeField(null=True, blank=True)
     refresh_token = models.TextField(blank=True, default="")
@@ -19,7 +23,7 @@ class OAuthToken(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["service", "client_id"], name="integrations_oauthtoken_unique"),
+            models.UniqueConstraint(fields=["service", "client_id", "account"], name="integrations_oauthtoken_account_unique"),
         ]
 
 

@@ -12,7 +12,8 @@ from pretix.base.models import Event, Item, Organizer, Quota, Team, User
 
 from pretix_integrations_core.httpclient import close_sessions
 
-pytest_plugins = ["pretix_integrations_core.testing.fixtures", "tests.sortir_utils", "tests.helloasso_utils", "tests.crm_utils"]
+pytest_plugins = ["pretix_integrations_core.testing.fixtures", "tests.sortir_utils", "tests.helloasso_utils", "tests.crm_utils",
+                  "tests.calendly_utils"]
 
 
 @pytest.hookimpl(hookwrapper=True)

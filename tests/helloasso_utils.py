@@ -4,7 +4,9 @@ import pytest
 from pretix.base.models import Team, User
 
 from pretix_integrations_core import crypto
+from pretix_integrations_core.testing.billetweb import DEMO_KEY as BW_KEY, DEMO_USER as BW_USER
 from pretix_integrations_core.testing.helloasso import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION
+from pretix_integrations_core.testing.weezevent import DEMO_API_KEY as WZ_KEY, DEMO_PASSWORD as WZ_PASSWORD, DEMO_USERNAME as WZ_USER
 
 
 @pytest.fixture
@@ -19,6 +21,39 @@ def ha_connected(organizer, fake_helloasso):
 
 @pytest.fixture
 def ha_event(event, ha_connected):
+    event.enable_plugin("pretix_helloasso_bridge")
+    event.save()
+    return event
+
+
+@pytest.fixture
+def bw_connected(organizer, fake_billetweb):
+    s = organizer.settings
+    s.set("pretix_helloasso_bridge_billetweb_user", BW_USER)
+    crypto.set_secret(s, "pretix_helloasso_bridge_billetweb_secret_key", BW_KEY)
+    s.set("pretix_helloasso_bridge_billetweb_url", fake_billetweb.url)
+    return fake_billetweb
+
+
+@pytest.fixture
+def bw_event(event, bw_connected):
+    event.enable_plugin("pretix_helloasso_bridge")
+    event.save()
+    return event
+
+
+@pytest.fixture
+def wz_connected(organizer, fake_weezevent):
+    s = organizer.settings
+    crypto.set_secret(s, "pretix_helloasso_bridge_weezevent_api_secret_key", WZ_KEY)
+    s.set("pretix_helloasso_bridge_weezevent_username", WZ_USER)
+    crypto.set_secret(s, "pretix_helloasso_bridge_weezevent_password_secret", WZ_PASSWORD)
+    s.set("pretix_helloasso_bridge_weezevent_url", fake_weezevent.url)
+    return fake_weezevent
+
+
+@pytest.fixture
+def wz_event(event, wz_connected):
     event.enable_plugin("pretix_helloasso_bridge")
     event.save()
     return event

@@ -1,5 +1,6 @@
 """The demo of ``make run``: its bootstrap (on the test database, never demo-data/), config file and simulator list."""
 import configparser
+import re
 from decimal import Decimal
 
 import pytest
@@ -182,3 +183,67 @@ def test_demo_organiser_tests_helloasso_and_imports_the_demo_form(client, django
         assert plan.status == Order.STATUS_PENDING and plan.valid_if_pending and plan.total == Decimal("90.00")
         assert [p.amount for p in plan.payments.filter(state="confirmed")] == [Decimal("30.00")]
         assert orders["128450377"].refunds.get().amount == Decimal("15.00")
+
+
+@pytest.mark.django_db
+def test_demo_organiser_connects_the_calendly_simulator_through_its_consent_page(client, django_capture_on_commit_callbacks):
+    from urllib.parse import urlsplit
+
+    import requests
+
+    from demo.bootstrap import configure_calendly
+    from pretix_crm_bridge.calendly import config
+    from pretix_crm_bridge.calendly.models import Prospect
+    from pretix_integrations_core.testing.calendly import DEMO_CLIENT_SECRET, FakeCalendly
+
+    spec = next(s for s in simulators.SIMULATORS if s.key == "calendly")
+    assert spec.configure == "demo.bootstrap:configure_calendly" and spec.port == 8083
+    objs = bootstrap_demo()
+    with FakeCalendly(**spec.options) as server:
+        configure_calendly(objs.organizer, server.url)
+        assert config.get("calendly_auth_url") == server.url and config.get("calendly_client_secret") == DEMO_CLIENT_SECRET
+        assert client.login(email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+        r = client.post("/control/organizer/demo/crm/calendly/connect/")
+        consent = requests.get(r["Location"], allow_redirects=False, timeout=5)
+        assert consent.status_code == 200 and "Allow pretix to access your Calendly account?" in consent.text
+        allow = re.search(r"href='(/oauth/authorize\?[^']+approved=1)'", consent.text).group(1).replace("&amp;", "&")
+        back = requests.get(server.url + allow, allow_redirects=False, timeout=5)
+        callback = urlsplit(back.headers["Location"])
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.get(f"{callback.path}?{callback.query}").status_code == 302
+        with scopes_disabled():
+            emails = set(Prospect.objects.filter(organizer=objs.organizer).values_list("email", flat=True))
+        assert {"lea.dubois@example.org", "marc.petit@example.org", "sofia.garcia@example.org"} <= emails
+        # somebody books on the simulator's booking page; "Sync now" (or the webhook, in the running demo) brings it in
+        booked = requests.post(server.url + "/demo/book", data={"name": "Nora", "email": "nora@example.org", "event": "Group visit"}, timeout=10)
+        assert booked.status_code == 200 and "Booked" in booked.text
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post("/control/organizer/demo/crm/calendly/sync/")
+        with scopes_disabled():
+            assert Prospect.objects.filter(organizer=objs.organizer, email="nora@example.org").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["billetweb", "weezevent"])
+def test_demo_billetweb_and_weezevent_simulators_and_events_import(key, client):
+    import importlib
+
+    from pretix_helloasso_bridge.models import RemoteObject
+    from pretix_helloasso_bridge.sync import run_sync
+
+    spec = next(s for s in simulators.SIMULATORS if s.key == key)
+    assert spec.port in (8087, 8088)
+    module, func = spec.configure.split(":")
+    configure = getattr(importlib.import_module(module), func)
+    fake = getattr(importlib.import_module(spec.module), spec.class_name)
+    objs = bootstrap_demo()
+    with fake(**(spec.options or {})) as server:
+        event = configure(objs.organizer, server.url)
+        assert configure(objs.organizer, server.url).pk == event.pk  # idempotent at the next start
+        report = run_sync(event)
+        assert report.state == "success", report.error
+        assert client.login(email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+        r = client.post(f"/control/organizer/demo/helloasso/{key}/test/", follow=True)
+        assert "works" in r.content.decode() or "fonctionne" in r.content.decode()
+    with scopes_disabled():
+        assert RemoteObject.objects.filter(event=event, kind="order").count() == 5

@@ -61,10 +61,21 @@ class RemoteProduct:
 
 
 @dataclass
+class RemoteDate:
+    """One date (session) of the remote event: several become pretix event-series dates, a single one the event's date."""
+    remote_id: str
+    date_from: datetime
+    date_to: Optional[datetime] = None
+    name: str = ""
+
+
+@dataclass
 class RemoteCatalog:
     form: RemoteForm
     products: List[RemoteProduct]
     questions: List[RemoteQuestion]
+    #: the event's dates; empty when the platform has none (HelloAsso forms)
+    dates: List[RemoteDate] = field(default_factory=list)
 
 
 @dataclass
@@ -72,6 +83,9 @@ class RemoteAnswer:
     question_id: Optional[str]
     label: str
     answer: str
+    #: platforms that send answers keyed by their label, with no list of questions (Billetweb, Weezevent): the
+    #: engine creates a text question the first time it meets the label
+    create_question: bool = False
 
 
 @dataclass
@@ -83,12 +97,15 @@ class RemotePosition:
     state: str  # VALID, PENDING or CANCELED
     attendee_first_name: str = ""
     attendee_last_name: str = ""
+    attendee_email: str = ""
     answers: List[RemoteAnswer] = field(default_factory=list)
     secret: str = ""
     addon_to: Optional[str] = None  # remote id of the parent position
     is_donation: bool = False
     promo_code: str = ""
     discount: Decimal = Decimal("0.00")
+    #: the remote date (:class:`RemoteDate`) of this ticket, for events with several dates
+    date_id: Optional[str] = None
 
 
 @dataclass
@@ -158,6 +175,13 @@ class Provider:
 
     #: API calls made by this instance (sync reports count them)
     calls = 0
+    #: True when a full read lists every order with all its tickets: an order missing from a complete full read
+    #: was deleted on the platform, and a ticket missing from an order was deleted too
+    complete_listing = False
+    #: orders entered by hand on the platform may have no email at all: imported anyway (their tickets must scan)
+    orders_without_email = False
+    #: how often the periodic sync reads everything again (platforms whose incremental listing misses deletions)
+    full_read_every = None
 
     def test_connection(self) -> dict:
         """Authenticate and read the organisation; raises the core's errors."""

@@ -110,7 +110,9 @@ class BulkOrderImport:
                               datetime=remote.date or now(), expires=expires, valid_if_pending=True, meta_info="{}")
                 for i, pos in enumerate(remote.positions, start=1):
                     item = self._item_for(pos)
-                    op = OrderPosition(order=order, positionid=i, item=item, price=pos.price, organizer_id=self.event.organizer_id)
+                    op = OrderPosition(order=order, positionid=i, item=item, price=pos.price, organizer_id=self.event.organizer_id,
+                                       attendee_email=pos.attendee_email or None,
+                                       subevent=self._subevent_for(pos) if self.event.has_subevents else None)
                     posid[pos.remote_id] = op
                     if pos.addon_to:
                         if pos.addon_to not in posid:

@@ -34,6 +34,7 @@ class CatalogueMapping:
             if catalog.form.title and (catalog.form.title != self.link.form_title or catalog.form.url != self.link.form_url):
                 FormLink.objects.filter(pk=self.link.pk).update(form_title=catalog.form.title[:500], form_url=catalog.form.url[:500])
             channel = sales_channel(self.event.organizer, self.provider)
+            self._sync_dates(catalog.dates)
             for q in catalog.questions:
                 self.questions[q.remote_id] = self._question(q)
             category = None
@@ -51,7 +52,56 @@ class CatalogueMapping:
                         parent = self.items.get(parent_id)
                         if parent and not parent.addons.filter(addon_category=category).exists():
                             parent.addons.create(addon_category=category, min_count=0, max_count=10)
+            self._date_quotas()
             self.report.save()
+
+    def _sync_dates(self, dates):
+        """Several remote dates: an event series with one pretix date each; a single one: the event's own date."""
+        from pretix.base.models import SubEvent
+
+        event = self.event
+        if len(dates) == 1 and not event.has_subevents:
+            d = dates[0]
+            if d.date_from and (event.date_from != d.date_from or (d.date_to and event.date_to != d.date_to)):
+                event.date_from = d.date_from
+                if d.date_to and d.date_to > d.date_from:
+                    event.date_to = d.date_to
+                event.save(update_fields=["date_from", "date_to"])
+            return
+        if len(dates) < 2:
+            return
+        if not event.has_subevents:
+            if event.orders.exists():
+                self.report.warnings.append(_("The remote event has several dates, but this pretix event already has orders and "
+                                              "cannot become an event series: every ticket was imported into the single event."))
+                return
+            event.has_subevents = True
+            event.save(update_fields=["has_subevents"])
+        for d in dates:
+            if not d.date_from:
+                continue
+            ro = lookup(self.event, RemoteObject.PRODUCT, f"date:{d.remote_id}")
+            sub = event.subevents.filter(pk=(ro.synced or {}).get("subevent")).first() if ro else None
+            name = d.name or str(event.name)
+            if sub is None:
+                sub = SubEvent.objects.create(event=event, name=name, date_from=d.date_from, date_to=d.date_to, active=True)
+                remember(self.event, RemoteObject.PRODUCT, f"date:{d.remote_id}", synced={"subevent": sub.pk})
+            elif sub.date_from != d.date_from or sub.date_to != d.date_to:
+                sub.date_from, sub.date_to = d.date_from, d.date_to
+                sub.save(update_fields=["date_from", "date_to"])
+            self.subevents[d.remote_id] = sub
+
+    def _date_quotas(self):
+        """In an event series, pretix counts tickets per date: one unlimited quota per date with the platform's products."""
+        for remote_id, sub in self.subevents.items():
+            ro = lookup(self.event, RemoteObject.PRODUCT, f"quota:date:{remote_id}")
+            q = Quota.objects.filter(event=self.event, subevent=sub, pk=(ro.synced or {}).get("quota")).first() if ro else None
+            if q is None:
+                q = Quota.objects.create(event=self.event, subevent=sub, name=str(self.provider.verbose_name), size=None)
+                remember(self.event, RemoteObject.PRODUCT, f"quota:date:{remote_id}", synced={"quota": q.pk})
+            missing = [i for i in self.items.values() if i.pk not in set(q.items.values_list("pk", flat=True))]
+            if missing:
+                q.items.add(*missing)
 
     def _addon_category(self):
         ro = lookup(self.event, RemoteObject.PRODUCT, "category-addons")

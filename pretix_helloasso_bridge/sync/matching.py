@@ -46,6 +46,28 @@ class PositionMatching:
                 return item
         raise SkipOrder(_("item “{label}” matches no product").format(label=pos.product_label or pos.remote_id))
 
+    def _subevent_for(self, pos: P.RemotePosition):
+        """The pretix date of a ticket of an event series (its remote date, or the only date)."""
+        sub = self.subevents.get(pos.date_id) if pos.date_id else None
+        if sub is None and pos.date_id:
+            ro = lookup(self.event, RemoteObject.PRODUCT, f"date:{pos.date_id}")
+            sub = self.event.subevents.filter(pk=(ro.synced or {}).get("subevent")).first() if ro else None
+        if sub is None and len(self.subevents) == 1:
+            sub = next(iter(self.subevents.values()))
+        if sub is None:
+            raise SkipOrder(_("ticket “{id}” belongs to no known date").format(id=pos.remote_id))
+        return sub
+
+    def _question_for_answer(self, ans: P.RemoteAnswer):
+        """A text question for an answer keyed by its label (the platform sends no question list)."""
+        from ..providers import RemoteQuestion
+
+        remote_id = ans.question_id or f"label:{ans.label}"
+        question = self._question(RemoteQuestion(remote_id=remote_id, label=ans.label[:190], type=Question.TYPE_STRING))
+        self.questions[remote_id] = question
+        self._by_label = None
+        return question
+
     def _answers(self, pos: P.RemotePosition, item):
         result = []
         if self._by_label is None or len(self._by_label) != len(self.questions):
@@ -57,8 +79,17 @@ class PositionMatching:
                 ro = lookup(self.event, RemoteObject.QUESTION, ans.question_id)
                 question = ro.question if ro else None
             question = question or by_label.get(ans.label)
+            if question is None and ans.create_question and ans.label:
+                question = self._question_for_answer(ans)
             if question is None:
                 continue
+            if ans.create_question:
+                if self._question_items is None:
+                    self._question_items = set(Question.items.through.objects.filter(question__event=self.event).values_list(
+                        "question_id", "item_id"))
+                if (question.pk, item.pk) not in self._question_items:
+                    question.items.add(item)
+                    self._question_items.add((question.pk, item.pk))
             value = ans.answer
             entry = {"question": question.pk, "answer": value, "options": []}
             if question.type == Question.TYPE_CHOICE:

@@ -44,7 +44,7 @@ class OrderCreation:
             live = list(remote.positions)
         if not live:
             raise SkipOrder(_("the order has no items"))
-        if not remote.email:
+        if not remote.email and not self.provider.orders_without_email:
             raise SkipOrder(_("no payer email"))
         positions, posid = [], {}
         for i, pos in enumerate(live, start=1):  # add-ons come right after their parent, as pretix requires
@@ -58,6 +58,10 @@ class OrderCreation:
             if pos.attendee_first_name or pos.attendee_last_name:
                 data["attendee_name_parts"] = {"_scheme": "given_family", "given_name": pos.attendee_first_name,
                                                "family_name": pos.attendee_last_name}
+            if pos.attendee_email:
+                data["attendee_email"] = pos.attendee_email
+            if self.event.has_subevents:
+                data["subevent"] = self._subevent_for(pos).pk
             if pos.secret and not pos.addon_to and not OrderPosition.all.filter(order__event=self.event, secret=pos.secret).exists():
                 data["secret"] = pos.secret
             positions.append(data)
@@ -72,7 +76,7 @@ class OrderCreation:
                        "city": remote.city, "country": remote.country or "",
                        "name_parts": {"_scheme": "given_family", "given_name": remote.first_name, "family_name": remote.last_name}}
         payload = {
-            "email": remote.email, "locale": self.event.settings.locale, "sales_channel": self.provider.identifier, "status": "n", "force": True,
+            "email": remote.email or None, "locale": self.event.settings.locale, "sales_channel": self.provider.identifier, "status": "n", "force": True,
             "send_email": False, "valid_if_pending": True, "positions": positions, "comment": comment,
             "api_meta": {"helloasso_order_id": remote.remote_id, **promo_meta(remote)},
         }

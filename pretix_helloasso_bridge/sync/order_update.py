@@ -71,7 +71,9 @@ class OrderUpdate:
             try:
                 for pos in ready:
                     item = self._item_for(pos)
-                    results.append((pos, item, ocm.add_position(item, None, pos.price, addon_to=mapped.get(pos.addon_to) if pos.addon_to else None)))
+                    results.append((pos, item, ocm.add_position(
+                        item, None, pos.price, addon_to=mapped.get(pos.addon_to) if pos.addon_to else None,
+                        subevent=self._subevent_for(pos) if self.event.has_subevents else None)))
                 ocm.commit(check_quotas=False)
             except OrderError as e:
                 raise SkipOrder(_("pretix refused the new item: {error}").format(error=str(e))) from None
@@ -79,6 +81,8 @@ class OrderUpdate:
                 op = result.position
                 if pos.attendee_first_name or pos.attendee_last_name:
                     op.attendee_name_parts = {"_scheme": "given_family", "given_name": pos.attendee_first_name, "family_name": pos.attendee_last_name}
+                if pos.attendee_email:
+                    op.attendee_email = pos.attendee_email
                 taken = OrderPosition.all.filter(order__event__organizer_id=self.event.organizer_id, secret=pos.secret).exists() if pos.secret else True
                 if not pos.addon_to and not taken:
                     op.secret = pos.secret

@@ -2,6 +2,7 @@
 import logging
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q
@@ -44,11 +45,13 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
         self.trigger = trigger
         self.full = full
         self.items = {}  # remote product id -> Item
+        self.subevents = {}  # remote date id -> SubEvent (event series)
         self.questions = {}  # remote question id -> Question
         self.donation_item = None
         self.warned_quotas = set()
         self._by_label = None
         self._options = {}  # question pk -> {answer text: QuestionOption}
+        self._question_items = None  # {(question pk, item pk)} of questions created from answers
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -133,7 +136,10 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
         seen = set()
         if self.full or link.cursor or not link.scanned_until:
             # a full scan, or the resumption of an interrupted one (the cursor is after its last committed page)
+            from_start = self.full or not link.cursor
             seen |= self.scan_orders(link, since=None, cursor=None if self.full else (link.cursor or None))
+            if from_start and self.provider.complete_listing:
+                self.cancel_deleted_orders(seen)
         if not self.full and link.scanned_until:
             self.apply_recent_changes(link, link.scanned_until - OVERLAP, seen)
         FormLink.objects.filter(pk=link.pk).update(cursor="", scanned_until=started)
@@ -161,6 +167,38 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
                 self.report.save()
             self.set_progress(_("{count} orders read").format(count=self.report.orders_seen))
         return seen
+
+    def cancel_deleted_orders(self, seen):
+        """After a complete full read (platforms whose listing is complete): imported orders it no longer lists were
+        deleted on the platform, so their pretix orders are cancelled (an empty listing cancels nothing: too suspicious)."""
+        from pretix.base.models import Order
+        from pretix.base.services.orders import cancel_order
+
+        if not seen:
+            return
+        gone = RemoteObject.objects.filter(event=self.event, kind=RemoteObject.ORDER, order__isnull=False).exclude(
+            remote_id__in=[str(s) for s in seen]).exclude(order__status=Order.STATUS_CANCELED).select_related("order")
+        for ro in gone:
+            with transaction.atomic():
+                cancel_order(ro.order.pk, send_mail=self.link.send_emails, cancellation_fee=None, try_auto_refund=False)
+                ro.order.log_action("pretix_helloasso_bridge.order.deleted_remotely",
+                                    data={"remote_order_id": ro.remote_id, "provider": self.provider.identifier})
+                RemoteObject.objects.filter(pk=ro.pk).update(synced={**(ro.synced or {}), "fp": "deleted"})
+                self.report.orders_cancelled += 1
+        self.report.save()
+
+    def with_deleted_positions(self, order, remote):
+        """A complete remote order without some imported tickets: those were deleted on the platform, cancel them."""
+        import dataclasses
+
+        present = {str(p.remote_id) for p in remote.positions}
+        mapped = RemoteObject.objects.filter(event=self.event, kind=RemoteObject.POSITION, order=order,
+                                             position__isnull=False).values_list("remote_id", flat=True)
+        missing = [m for m in mapped if m not in present]
+        if not missing:
+            return remote
+        return dataclasses.replace(remote, positions=list(remote.positions) + [
+            P.RemotePosition(remote_id=m, product_id=None, product_label="", price=Decimal("0.00"), state=P.CANCELED) for m in missing])
 
     def _remember_versions(self, remote_id, synced, remote):
         """The order's data did not change but its version markers did: remember them, so the change is not listed again."""
@@ -220,7 +258,7 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
                     if ro.synced.get("fp") == fp:  # same data (re-read in the overlap, or only a newer update date)
                         self._remember_versions(ro.remote_id, ro.synced, remote)
                         return
-                    self._update(ro.order, remote)
+                    self._update(ro.order, self.with_deleted_positions(ro.order, remote) if self.provider.complete_listing else remote)
                 else:
                     self._create(remote)
                     ro = lookup(self.event, RemoteObject.ORDER, remote.remote_id)
@@ -238,5 +276,5 @@ def run_sync(event, *, trigger="manual", full=False, provider=None, report=None)
 
     with scope(organizer=event.organizer):
         link = FormLink.objects.select_related("event").get(event=event)
-        provider = provider or provider_for(event.organizer)
+        provider = provider or provider_for(event.organizer, link.provider)
         return Sync(link, provider, trigger=trigger, full=full, report=report).run()

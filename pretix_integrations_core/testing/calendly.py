@@ -21,6 +21,10 @@ in §6.2/§6.3. Resource URIs point at the fake itself (``<fake url>/users/<uuid
   ``paid_plan=False``), GET list (``organization`` and ``scope`` required), GET one, DELETE (204) (§1.7).
 - Errors ``{"title", "message", "details"?}`` with the titles of §1.10.
 
+``FakeCalendly(demo=True)`` (the demo's simulator) shows a consent page on ``/oauth/authorize`` (Allow / Deny) instead
+of redirecting at once, adds a few bookings in the coming days, and offers ``/demo/book``: a page where anybody books a
+call, which is delivered at once to the webhook subscriptions, as Calendly would.
+
 Test helpers: :meth:`add_event`, :meth:`add_invitee`, :meth:`cancel_invitee`, :meth:`expire_access_tokens`,
 :meth:`build_delivery` / :meth:`send_delivery` (an ``invitee.created``/``invitee.canceled`` delivery with its
 embedded ``scheduled_event``, §1.8, signed ``Calendly-Webhook-Signature: t=…,v1=…`` §1.9, with knobs for a
@@ -29,6 +33,7 @@ stale ``t``, a wrong key, a missing or a malformed header) and :meth:`deliver_to
 import base64
 import datetime
 import hashlib
+import html
 import itertools
 import json
 import secrets
@@ -38,7 +43,7 @@ import uuid as uuidlib
 from urllib.parse import urlencode
 
 from ..webhooks import sign
-from .fakeserver import FakeServer, Response, deliver, json_response, redirect_response, route
+from .fakeserver import FakeServer, Response, deliver, json_response, redirect_response, route, text_response
 
 DEMO_CLIENT_ID = "demo-calendly-client-id"
 DEMO_CLIENT_SECRET = "demo-calendly-client-secret"
@@ -78,7 +83,7 @@ class FakeCalendly(FakeServer):
 
     def __init__(self, *args, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, signing_key=DEMO_WEBHOOK_SIGNING_KEY,
                  personal_access_token=DEMO_PERSONAL_ACCESS_TOKEN, redirect_uris=None, scope="default", access_token_lifetime=7200,
-                 rate_limit=500, paid_plan=True, admin=True, seed=True, **kwargs):
+                 rate_limit=500, paid_plan=True, admin=True, seed=True, demo=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.client_id, self.client_secret, self.signing_key = client_id, client_secret, signing_key
         self.personal_access_token, self.redirect_uris, self.scope = personal_access_token, redirect_uris, scope
@@ -101,6 +106,21 @@ class FakeCalendly(FakeServer):
                 self.add_invitee(ev, f"guest{n + 1}@example.org", f"Guest {n + 1}",
                                  questions=[{"question": "Company", "answer": "ACME", "position": 0}])
             self.add_invitee(ev, "guest4@example.org", "Guest 4")
+        self.demo = demo
+        if demo:
+            self.seed_demo()
+
+    def seed_demo(self):
+        """Bookings of the coming days, so that the demo's rolling window always has some (whatever today is)."""
+        soon = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0) + datetime.timedelta(days=2)
+        for n, (name, email, who) in enumerate((("Discovery call", "lea.dubois@example.org", "Léa Dubois"),
+                                                ("Group visit", "marc.petit@example.org", "Marc Petit"),
+                                                ("Trial session", "sofia.garcia@example.org", "Sofia Garcia"))):
+            ev = self.add_event(name, soon + datetime.timedelta(days=n, hours=n), location={
+                "type": "zoom", "join_url": f"https://zoom.example/j/{1000 + n}", "status": "pushed"} if n == 0 else None)
+            questions = [{"question": "Phone number", "answer": f"+33 6 12 34 56 7{n}", "position": 0},
+                         {"question": "How many people?", "answer": str(2 + n * 5), "position": 1}]
+            self.add_invitee(ev, email, who, questions=questions)
 
     # -- OAuth -------------------------------------------------------------------------------------
 
@@ -115,11 +135,56 @@ class FakeCalendly(FakeServer):
             return _oauth_error(400, "unsupported_response_type", "The authorization server does not support this response type.")
         if challenge and req.arg("code_challenge_method") != "S256":
             return _oauth_error(400, "invalid_request", "code_challenge_method must be S256")
+        if self.demo and req.arg("approved") != "1":
+            return self._consent_page(req)
+        if self.demo and req.arg("approved") == "1" and req.arg("deny") == "1":
+            query = {"error": "access_denied", **({"state": req.arg("state")} if req.arg("state") is not None else {})}
+            return redirect_response(redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(query))
         code = secrets.token_urlsafe(24)
         with self._state_lock:
             self.codes[code] = {"redirect_uri": redirect_uri, "challenge": challenge, "expires_at": time.time() + 600, "used": False}
         query = {"code": code, **({"state": req.arg("state")} if req.arg("state") is not None else {})}
         return redirect_response(redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(query))
+
+    def _consent_page(self, req):
+        params = {k: v[0] for k, v in req.query.items()}
+        allow = "/oauth/authorize?" + urlencode({**params, "approved": "1"})
+        deny = "/oauth/authorize?" + urlencode({**params, "approved": "1", "deny": "1"})
+        return text_response(
+            "<!doctype html><html><head><meta charset='utf-8'><title>Calendly simulator: authorize</title></head>"
+            "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
+            "<p><em>Calendly simulator (not the real Calendly)</em></p>"
+            f"<h1>Allow pretix to access your Calendly account?</h1><p>Signed in as {html.escape(self.user['name'])} "
+            f"({html.escape(self.user['email'])}). pretix will read your scheduled events and invitees and receive webhooks.</p>"
+            f"<p><a href='{html.escape(allow)}' style='padding:.5em 1em;background:#006bff;color:#fff'>Allow</a> "
+            f"<a href='{html.escape(deny)}'>Deny</a></p></body></html>", content_type="text/html; charset=utf-8")
+
+    @route("GET", r"/demo/book")
+    def demo_book_form(self, req):
+        return text_response(
+            "<!doctype html><html><head><meta charset='utf-8'><title>Calendly simulator: book a call</title></head>"
+            "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'><p><em>Calendly simulator (not the real Calendly)"
+            "</em></p><h1>Book a call with Alex Host</h1><form method='post' action='/demo/book'>"
+            "<p><label>Name <input name='name' required></label></p><p><label>Email <input name='email' type='email' required>"
+            "</label></p><p><label>Phone <input name='phone'></label></p><p><label>Meeting <select name='event'>"
+            "<option>Discovery call</option><option>Group visit</option><option>Trial session</option></select></label></p>"
+            "<p><button type='submit'>Book</button></p></form></body></html>", content_type="text/html; charset=utf-8")
+
+    @route("POST", r"/demo/book")
+    def demo_book(self, req):
+        form = req.form
+        if not form.get("email") or not form.get("name"):
+            return text_response("Name and email are required.", status=400)
+        start = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0) + datetime.timedelta(days=3)
+        ev = self.add_event(form.get("event") or "Discovery call", start)
+        questions = [{"question": "Phone number", "answer": form["phone"], "position": 0}] if form.get("phone") else []
+        inv = self.add_invitee(ev, form["email"], form["name"], questions=questions)
+        deliveries = self.deliver_to_subscriptions("invitee.created", ev, inv)
+        said = ", ".join(str(getattr(d, "status", "?")) for d in deliveries) or "no webhook subscription: the next sync reads it"
+        return text_response(f"<!doctype html><html><body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
+                             f"<h1>Booked</h1><p>{html.escape(form['name'])}, {start:%Y-%m-%d %H:%M} UTC. Webhook deliveries: "
+                             f"{html.escape(said)}.</p><p><a href='/demo/book'>Book another</a></p></body></html>",
+                             content_type="text/html; charset=utf-8")
 
     def _client_ok(self, req, form):
         client_id, secret = req.basic_auth or (form.get("client_id"), form.get("client_secret"))
@@ -178,7 +243,7 @@ class FakeCalendly(FakeServer):
     # -- auth, rate limit --------------------------------------------------------------------------
 
     def dispatch(self, req):
-        if req.path.startswith("/oauth/"):
+        if req.path.startswith("/oauth/") or (self.demo and req.path.startswith("/demo/")):
             return super().dispatch(req)
         with self._state_lock:
             now = time.time()

@@ -2,11 +2,13 @@
 import pytest
 
 from .apras import FakeApras
+from .billetweb import FakeBilletweb
 from .calendly import FakeCalendly
 from .docuseal import FakeDocuSeal
 from .helloasso import FakeHelloAsso
 from .invoiceninja import FakeInvoiceNinja
 from .mautic import FakeMautic
+from .weezevent import FakeWeezevent
 
 
 @pytest.fixture
@@ -42,4 +44,16 @@ def fake_invoiceninja():
 @pytest.fixture
 def fake_mautic():
     with FakeMautic() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_billetweb():
+    with FakeBilletweb() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_weezevent():
+    with FakeWeezevent() as server:
         yield server

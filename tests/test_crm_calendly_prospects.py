@@ -1,0 +1,279 @@
+"""Prospects in the control panel, exports, notifications, conversion on purchase, shredder and retention."""
+import datetime
+import time
+from datetime import timedelta
+
+import pytest
+from dateutil.relativedelta import relativedelta
+from django.test import Client
+from django.utils.timezone import now
+from django_scopes import scope, scopes_disabled
+
+from pretix.base.models import Event, NotificationSetting, Order, OutgoingMail, Team
+
+from pretix_crm_bridge.calendly.models import CalendlyConnection, Meeting, Prospect
+from pretix_crm_bridge.calendly.shredder import ProspectShredder, purge_lost
+from pretix_crm_bridge.calendly.signals import periodic_retention  # NOQA: F401 - registered receiver
+
+from .calendly_utils import member, org_url, pat_connect
+from .crm_utils import make_order, pay, storefront_order
+
+SOON = datetime.datetime.now(datetime.timezone.utc) + timedelta(days=3)
+READ = {"organizer.crm_prospects:read": True}
+WRITE = {"organizer.crm_prospects:read": True, "organizer.crm_prospects:write": True}
+
+
+@pytest.fixture
+def booked(admin_client, organizer, calendly, django_capture_on_commit_callbacks):
+    """Connected, first sync done: guest1..guest4 are new prospects."""
+    pat_connect(admin_client, organizer, django_capture_on_commit_callbacks)
+    return calendly
+
+
+def prospect(organizer, email):
+    with scopes_disabled():
+        return Prospect.objects.get(organizer=organizer, email__iexact=email)
+
+
+def login(user):
+    c = Client()
+    assert c.login(email=user.email, password="member-password")
+    return c
+
+
+# -- list, detail, changes, log ---------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_list_search_filter_and_nav_counter(admin_client, organizer, booked):
+    page = admin_client.get(org_url(organizer, "prospects/")).content.decode()
+    assert all(f"guest{n}@example.org" in page for n in range(1, 5))
+    assert "Prospects (4 new)" in page
+    page = admin_client.get(org_url(organizer, "prospects/?query=guest2")).content.decode()
+    assert "guest2@example.org" in page and "guest1@example.org" not in page
+    with scopes_disabled():
+        Prospect.objects.filter(email="guest3@example.org").update(status=Prospect.LOST)
+    page = admin_client.get(org_url(organizer, "prospects/?status=lost")).content.decode()
+    assert "guest3@example.org" in page and "guest1@example.org" not in page
+    assert "Prospects (3 new)" in page
+
+
+@pytest.mark.django_db
+def test_detail_shows_meetings_orders_and_logs_every_change(admin_client, organizer, booked, event, item):
+    p = prospect(organizer, "guest1@example.org")
+    order = make_order(event, item, email="GUEST1@example.org")
+    url = org_url(organizer, f"prospects/{p.pk}/")
+    page = admin_client.get(url).content.decode()
+    assert "Intro workshop" in page and "ACME" in page and order.code in page
+    assert "Prospect created from a Calendly booking: Intro workshop" in page  # the log, displayed
+    r = admin_client.post(url, {"status": "contacted", "phone": "+33 6 00 00 00 00", "note": "Called, will come to the concert"})
+    assert r.status_code == 302
+    p.refresh_from_db()
+    assert p.status == Prospect.CONTACTED and p.phone == "+33 6 00 00 00 00" and "will come to the concert" in p.notes
+    with scopes_disabled():
+        actions = set(p.all_logentries().values_list("action_type", flat=True))
+    assert {"pretix_crm_bridge.prospect.status", "pretix_crm_bridge.prospect.note", "pretix_crm_bridge.prospect.changed"} <= actions
+    page = admin_client.get(url).content.decode()
+    assert "Prospect status changed from New to Contacted." in page
+    # invalid status refused
+    assert admin_client.post(url, {"status": "vip", "phone": ""}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_delete_removes_prospect_and_meetings(admin_client, organizer, booked):
+    p = prospect(organizer, "guest4@example.org")
+    r = admin_client.post(org_url(organizer, f"prospects/{p.pk}/delete/"))
+    assert r.status_code == 302
+    with scopes_disabled():
+        assert not Prospect.objects.filter(pk=p.pk).exists() and not Meeting.objects.filter(prospect_id=p.pk).exists()
+        assert organizer.all_logentries().filter(action_type="pretix_crm_bridge.prospect.deleted").exists()
+
+
+# -- permissions ------------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_permissions_on_every_view(organizer, booked, event):
+    p = prospect(organizer, "guest1@example.org")
+    reader = login(member(organizer, "reader@example.org", limit_organizer_permissions=READ))
+    writer = login(member(organizer, "writer@example.org", limit_organizer_permissions=WRITE))
+    settings_admin = login(member(organizer, "settings@example.org", limit_organizer_permissions={"organizer.settings.general:write": True}))
+    nobody = login(member(organizer, "nobody@example.org", all_events=True, limit_event_permissions={"event.orders:read": True}))
+    anonymous = Client()
+    reads = [org_url(organizer, "prospects/"), org_url(organizer, f"prospects/{p.pk}/")]
+    settings_pages = [org_url(organizer, "crm/calendly/")]
+    settings_posts = [org_url(organizer, f"crm/calendly/{a}/") for a in ("connect", "token", "disconnect", "sync", "options")]
+    for url in reads:
+        assert reader.get(url).status_code == 200
+        assert writer.get(url).status_code == 200
+        assert nobody.get(url).status_code in (403, 404)
+        assert settings_admin.get(url).status_code in (403, 404)
+        assert anonymous.get(url).status_code == 302
+    detail, delete = org_url(organizer, f"prospects/{p.pk}/"), org_url(organizer, f"prospects/{p.pk}/delete/")
+    assert reader.post(detail, {"status": "lost", "phone": ""}).status_code == 403
+    assert reader.post(delete).status_code == 403
+    assert "Delete this prospect" not in reader.get(detail).content.decode()
+    assert writer.post(detail, {"status": "lost", "phone": ""}).status_code == 302
+    for url in settings_pages:
+        assert settings_admin.get(url).status_code == 200
+        for c in (reader, writer, nobody):
+            assert c.get(url).status_code in (403, 404)
+    for url in settings_posts:
+        for c in (reader, writer, nobody):
+            assert c.post(url).status_code in (403, 404)
+        assert anonymous.post(url).status_code == 302
+    # the callback checks the organiser of the state against the user's permissions
+    r = reader.get("/control/crm/calendly/callback/?code=x&state=y")
+    assert r.status_code == 400
+    p.refresh_from_db()
+    assert p.status == Prospect.LOST
+
+
+# -- exports ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_export_csv_and_excel_through_the_rest_api(organizer, booked, admin_user):
+    with scopes_disabled():
+        team = Team.objects.create(organizer=organizer, name="API", limit_organizer_permissions=READ)
+        token = team.tokens.create(name="export")
+    api = Client(headers={"Authorization": f"Token {token.token}"})
+    base = f"/api/v1/organizers/{organizer.slug}/exporters/pretix_crm_bridge_prospects/"
+    assert api.get(base).status_code == 200
+    for fmt, check in (("default", lambda b: b"guest1@example.org" in b and b"Intro workshop" in b), ("xlsx", lambda b: b[:2] == b"PK")):
+        r = api.post(base + "run/", {"_format": fmt}, content_type="application/json")
+        assert r.status_code == 202, r.content
+        download = api.get(r.json()["download"].replace("http://example.com", ""))
+        assert download.status_code == 200, download.status_code
+        assert check(b"".join(download.streaming_content) if download.streaming else download.content)
+    with scopes_disabled():
+        team.limit_organizer_permissions = {}
+        team.save()
+    assert api.get(base).status_code == 404
+
+
+@pytest.mark.django_db
+def test_exporter_listed_on_the_organiser_export_page(admin_client, organizer, booked):
+    assert "CRM prospects (Calendly)" in admin_client.get(f"/control/organizer/{organizer.slug}/export/").content.decode()
+    link = f"/control/organizer/{organizer.slug}/export/?identifier=pretix_crm_bridge_prospects"
+    assert link in admin_client.get(org_url(organizer, "prospects/")).content.decode()
+    page = admin_client.get(link)
+    assert page.status_code == 200 and "Download the prospects from Calendly bookings" in page.content.decode()
+
+
+# -- notifications ----------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_new_prospect_and_cancellation_notify_subscribed_members(admin_client, organizer, calendly, django_capture_on_commit_callbacks):
+    subscriber = member(organizer, "sales@example.org", limit_organizer_permissions=READ)
+    unsubscribed = member(organizer, "quiet@example.org", limit_organizer_permissions=READ)
+    outsider = member(organizer, "outsider@example.org", all_events=True, limit_event_permissions={"event.orders:read": True})
+    for u in (subscriber, outsider):
+        for action in ("pretix_crm_bridge.prospect.created", "pretix_crm_bridge.prospect.meeting_canceled"):
+            NotificationSetting.objects.create(user=u, event=None, action_type=action, method="mail", enabled=True)
+    # the types are offered on pretix's own notification settings page
+    page = login(subscriber).get("/control/settings/notifications/").content.decode()
+    assert "New prospect from Calendly" in page and "Calendly meeting cancelled by a prospect" in page
+    pat_connect(admin_client, organizer, django_capture_on_commit_callbacks)
+    mails = OutgoingMail.objects.filter(user=subscriber)
+    assert mails.count() == 4
+    assert all("New prospect from Calendly" in m.subject for m in mails)
+    assert "guest1@example.org" in " ".join(m.body_plain for m in mails)
+    assert not OutgoingMail.objects.filter(user__in=[unsubscribed, outsider]).exists()
+    ev = calendly.add_event("Call", SOON)
+    inv = calendly.add_invitee(ev, "new@example.org", "Newcomer")
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(org_url(organizer, "crm/calendly/sync/"))
+    calendly.cancel_invitee(ev, inv)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(org_url(organizer, "crm/calendly/sync/"))
+    subjects = list(OutgoingMail.objects.filter(user=subscriber).values_list("subject", flat=True))
+    assert len(subjects) == 6 and any("Meeting cancelled: Newcomer" in s for s in subjects)
+
+
+# -- conversion -------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def shop(event, item):
+    event.enable_plugin("pretix_crm_bridge")
+    event.settings.set("payment_manual__enabled", True)
+    event.save()
+    return event
+
+
+@pytest.mark.django_db
+def test_order_placed_in_the_shop_converts_the_prospect(client, organizer, booked, shop, item):
+    order = storefront_order(client, shop, item, consent=False, email="Guest2@Example.org")
+    p = prospect(organizer, "guest2@example.org")
+    assert p.status == Prospect.CONVERTED and p.order_id == order.pk and p.converted_at
+    with scopes_disabled():
+        entry = p.all_logentries().get(action_type="pretix_crm_bridge.prospect.converted")
+    assert entry.parsed_data["order"] == order.code
+    assert prospect(organizer, "guest1@example.org").status == Prospect.NEW
+
+
+@pytest.mark.django_db
+def test_order_paid_converts_and_other_organisers_or_test_orders_do_not(organizer, booked, shop, item):
+    from pretix.base.models import Organizer
+    with scopes_disabled():
+        other = Organizer.objects.create(name="Other", slug="other")
+        other_event = Event.objects.create(organizer=other, name="X", slug="x", date_from=now() + timedelta(days=3),
+                                           plugins="pretix_crm_bridge,pretix.plugins.manualpayment")
+        other_item = other_event.items.create(name="T", default_price=10)
+    pay(make_order(other_event, other_item, email="guest3@example.org"))
+    test_order = make_order(shop, item, email="guest3@example.org")
+    with scopes_disabled():
+        Order.objects.filter(pk=test_order.pk).update(testmode=True)
+    test_order.refresh_from_db()
+    pay(test_order)
+    assert prospect(organizer, "guest3@example.org").status == Prospect.NEW
+    order = make_order(shop, item, email="guest3@example.org")
+    pay(order)
+    p = prospect(organizer, "guest3@example.org")
+    assert p.status == Prospect.CONVERTED and p.order_id == order.pk
+
+
+# -- shredder and retention -------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_event_shredder_removes_the_buyers_prospects(admin_client, organizer, booked, shop, item):
+    make_order(shop, item, email="GUEST4@example.org")
+    with scopes_disabled():  # pretix shreds only events that are over and offline
+        Event.objects.filter(pk=shop.pk).update(date_from=now() - timedelta(days=2), live=False)
+    session = admin_client.session
+    session["pretix_auth_login_time"] = time.time()  # pretix asks for a recent login on this page
+    session.save()
+    page = admin_client.get(f"/control/event/{organizer.slug}/{shop.slug}/shredder/").content.decode()
+    assert "CRM prospects of this event&#x27;s buyers" in page or "CRM prospects of this event's buyers" in page
+    with scope(organizer=organizer):
+        s = ProspectShredder(shop)
+        files = list(s.generate_files())
+        assert "guest4@example.org" in files[0][2].lower()
+        s.shred_data()
+        assert not Prospect.objects.filter(email__iexact="guest4@example.org").exists()
+        assert Prospect.objects.filter(organizer=organizer).count() == 3
+
+
+@pytest.mark.django_db
+def test_retention_deletes_lost_prospects_after_n_months(admin_client, organizer, booked):
+    r = admin_client.post(org_url(organizer, "crm/calendly/options/"), {"sync_interval": 30, "retention_months": 6})
+    assert r.status_code == 302
+    with scopes_disabled():
+        assert CalendlyConnection.objects.get(organizer=organizer).retention_months == 6
+        Prospect.objects.filter(email="guest1@example.org").update(status=Prospect.LOST, status_changed=now() - relativedelta(months=7))
+        Prospect.objects.filter(email="guest2@example.org").update(status=Prospect.LOST, status_changed=now() - relativedelta(months=5))
+        Prospect.objects.filter(email="guest3@example.org").update(status_changed=now() - relativedelta(months=12))  # new, kept
+    assert purge_lost() == 1
+    with scopes_disabled():
+        assert set(Prospect.objects.filter(organizer=organizer).values_list("email", flat=True)) == {
+            "guest2@example.org", "guest3@example.org", "guest4@example.org"}
+    assert admin_client.post(org_url(organizer, "crm/calendly/options/"), {"sync_interval": 1, "retention_months": 6}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_pages_do_not_exist_without_the_plugin(admin_client, organizer, booked):
+    p = prospect(organizer, "guest1@example.org")
+    organizer.disable_plugin("pretix_crm_bridge")
+    organizer.save()
+    for url in ("prospects/", f"prospects/{p.pk}/", "crm/calendly/"):
+        assert admin_client.get(org_url(organizer, url)).status_code == 404
+    for url in (f"prospects/{p.pk}/delete/", "crm/calendly/sync/", "crm/calendly/disconnect/"):
+        assert admin_client.post(org_url(organizer, url)).status_code == 404
+    assert "Prospects" not in admin_client.get(f"/control/organizer/{organizer.slug}/").content.decode()
