@@ -52,8 +52,9 @@ SIMULATORS = [
               configure="demo.bootstrap:configure_helloasso", options={"demo": True}),
     Simulator("calendly", "Calendly", _KIT + "calendly", "FakeCalendly", 8083),
     Simulator("docuseal", "DocuSeal", _KIT + "docuseal", "FakeDocuSeal", 8084),
-    Simulator("invoiceninja", "Invoice Ninja", (_KIT + "invoiceninja", _KIT + "invoice_ninja"), "FakeInvoiceNinja", 8085),
-    Simulator("mautic", "Mautic", _KIT + "mautic", "FakeMautic", 8086),
+    Simulator("invoiceninja", "Invoice Ninja", (_KIT + "invoiceninja", _KIT + "invoice_ninja"), "FakeInvoiceNinja", 8085,
+              configure="demo.bootstrap:configure_invoiceninja"),
+    Simulator("mautic", "Mautic", _KIT + "mautic", "FakeMautic", 8086, configure="demo.bootstrap:configure_mautic"),
 ]
 
 
