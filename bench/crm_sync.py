@@ -74,6 +74,9 @@ def _docuseal_setup(org, event, fake):
     crypto.set_secret(org.settings, config.DOCUSEAL_API_KEY, DEMO_API_KEY)
     event.settings.set(config.DOCUSEAL_ENABLED, True)
     event.settings.set(config.DOCUSEAL_TEMPLATE, str(DEMO_TEMPLATE_ID))
+    from pretix_crm_bridge.models import SignatureProduct  # the tickets require a signature (DocuSeal helper's model)
+    for item in event.items.all():
+        SignatureProduct.objects.get_or_create(event=event, item=item)
 
 
 #: one entry per system; a system whose provider cannot be imported is skipped (null in the JSON line)
@@ -254,6 +257,8 @@ def main():
         calls = {name: None for name, *_rest in SYSTEMS}
         for name, f in fakes.items():
             calls[name] = round(len(f.requests) / len(on_orders), 2)
+            if not f.requests:
+                print(f"{name}: received no call at all; its setup in this script does not match the provider")
 
         print(f"systems: {', '.join(fakes) or 'none'}; SQLite={connection.vendor == 'sqlite'}; fake latency {args.latency * 1000:.0f} ms")
         print(f"(a) mark paid, {len(times['on'])} orders per event: median on {med_on * 1000:.1f} ms, off {med_off * 1000:.1f} ms, "
