@@ -230,9 +230,14 @@ def test_demo_organiser_is_connected_to_the_crm_simulators_and_a_paid_order_reac
         # a demo order marked paid reaches both simulators (pretix's periodic run drains the queue in the demo)
         with scopes_disabled():
             item = objs.event.items.get(default_price=Decimal("16.00"))
+        console = []
+        mautic.log = ninja.log = console.append  # as the demo's console
         order = make_order(objs.event, item, email="camille@example.org", name=("Camille", "Martin"))
         pay(order)
         run_queue(django_capture_on_commit_callbacks)
+        assert any(line.startswith("[Invoice Ninja simulator] invoice DEMO-") and "created: 16.00" in line for line in console)
+        assert any(line.startswith("[Invoice Ninja simulator] payment") for line in console)
+        assert "[Mautic simulator] contact #1 added to segment 'pretix buyers' (200)" in console
         assert order.status == Order.STATUS_PAID
         [contact] = mautic.contacts.values()
         assert contact["values"]["email"] == "camille@example.org" and mautic.segments[1]["members"] == {contact["id"]}

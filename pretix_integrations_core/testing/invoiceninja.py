@@ -75,6 +75,7 @@ def _msg(message, status):
 
 class FakeInvoiceNinja(FakeServer):
     label = "Invoice Ninja simulator (not the real Invoice Ninja)"
+    log_name = "Invoice Ninja simulator"
 
     def __init__(self, *args, api_token=DEMO_API_TOKEN, duplicate_window=1.0, **kwargs):
         super().__init__(*args, **kwargs)

@@ -65,6 +65,7 @@ def _not_found():
 
 class FakeMautic(FakeServer):
     label = "Mautic simulator (not the real Mautic)"
+    log_name = "Mautic simulator"
 
     def __init__(self, *args, username=DEMO_USERNAME, password=DEMO_PASSWORD, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET,
                  webhook_secret=DEMO_WEBHOOK_SECRET, api_enabled=True, basic_auth_enabled=True, rate_limit=0, token_lifetime=3600,
