@@ -286,3 +286,42 @@ def configure_mautic(organizer, api_url, token=None):
 
 def configure_invoiceninja(organizer, api_url, token=None):
     configure_crm(organizer, "invoiceninja", api_url)
+
+
+def configure_docuseal(organizer, api_url, token=None):
+    """
+    Connect the demo organiser to the DocuSeal simulator (API key and webhook signing secret stored encrypted, as the
+    connections form stores them), let the demo event ask for signatures with the simulator's demo template, and make
+    its full-price ticket require one: marking a demo order with that ticket paid shows the signing link on the order
+    page. Values the organiser changed since (another DocuSeal, another template, products) are kept.
+
+    Returns the organiser's DocuSeal webhook URL, for the simulator to send its signed ``form.*`` notifications to
+    (None when the organiser connected another DocuSeal).
+    """
+    from pretix_crm_bridge import config
+    from pretix_crm_bridge.models import SignatureProduct
+    from pretix_integrations_core.testing.docuseal import DEMO_API_KEY, DEMO_HMAC_SECRET, DEMO_TEMPLATE_ID
+
+    s = organizer.settings
+    current_url = s.get(config.DOCUSEAL_URL, as_type=str, default="")
+    if current_url and not current_url.startswith("http://127.0.0.1:"):
+        return None  # the organiser connected their own DocuSeal: leave it alone
+    if current_url != api_url:
+        s.set(config.DOCUSEAL_URL, api_url)
+    for key, value in ((config.DOCUSEAL_API_KEY, token or DEMO_API_KEY), (config.DOCUSEAL_HMAC_SECRET, DEMO_HMAC_SECRET)):
+        try:
+            current = crypto.get_secret(s, key)
+        except crypto.SecretUndecryptable:
+            current = None
+        if current != value:  # re-encrypting at every start would change the stored value for nothing
+            crypto.set_secret(s, key, value)
+    with scopes_disabled():
+        event = Event.objects.filter(organizer=organizer, slug=EVENT_SLUG).first()
+        if event is not None and not event.settings.get(config.DOCUSEAL_TEMPLATE):  # once: later changes stay
+            event.settings.set(config.DOCUSEAL_ENABLED, True)
+            event.settings.set(config.DOCUSEAL_TEMPLATE, str(DEMO_TEMPLATE_ID))
+            item = event.items.filter(default_price=Decimal("16.00")).first()
+            if item is not None and not SignatureProduct.objects.filter(event=event).exists():
+                SignatureProduct.objects.create(event=event, item=item)
+    from pretix_crm_bridge.webhook_secrets import hook_url
+    return hook_url(organizer, "docuseal")

@@ -387,8 +387,11 @@ def main():
             say(f"  + {sim.label}: {sim.url}")
             if sim.spec.configure:
                 mod_name, func_name = sim.spec.configure.split(":")
-                getattr(importlib.import_module(mod_name), func_name)(objs.organizer, sim.url, sim.token)
+                result = getattr(importlib.import_module(mod_name), func_name)(objs.organizer, sim.url, sim.token)
                 say(f"    demo organiser's {sim.spec.service} settings point at it")
+                if isinstance(result, str) and hasattr(sim.server, "webhook_url"):  # the simulator's webhooks go to pretix
+                    sim.server.webhook_url = result
+                    say(f"    its webhooks go to {result.split('/webhook/')[0]}/webhook/…")
         mail = MailSink(str(DATA / "mail")).start()
         say(f"  + {mail.label}: {mail.url}")
         close_old_connections()

@@ -51,7 +51,7 @@ SIMULATORS = [
     Simulator("helloasso", "HelloAsso", _KIT + "helloasso", "FakeHelloAsso", 8082,
               configure="demo.bootstrap:configure_helloasso", options={"demo": True}),
     Simulator("calendly", "Calendly", _KIT + "calendly", "FakeCalendly", 8083),
-    Simulator("docuseal", "DocuSeal", _KIT + "docuseal", "FakeDocuSeal", 8084),
+    Simulator("docuseal", "DocuSeal", _KIT + "docuseal", "FakeDocuSeal", 8084, configure="demo.bootstrap:configure_docuseal"),
     Simulator("invoiceninja", "Invoice Ninja", (_KIT + "invoiceninja", _KIT + "invoice_ninja"), "FakeInvoiceNinja", 8085,
               configure="demo.bootstrap:configure_invoiceninja"),
     Simulator("mautic", "Mautic", _KIT + "mautic", "FakeMautic", 8086, configure="demo.bootstrap:configure_mautic"),

@@ -104,6 +104,14 @@ class MauticClient:
         return f"{self.http.base_url}/s/contacts/view/{int(contact_id)}"
 
 
+def _hashed(value):
+    """Invoice Ninja ids are short hashid strings; anything else (from a payload) never reaches a URL path."""
+    value = str(value or "")
+    if not value.isalnum() or len(value) > 64:
+        raise ServiceBadResponse(SERVICE_NINJA, str(_("read an id")))
+    return value
+
+
 class InvoiceNinjaClient:
     def __init__(self, base_url, token, *, scope, **http_kwargs):
         self.http = HttpClient(SERVICE_NINJA, base_url, scope=scope, headers={
@@ -153,6 +161,27 @@ class InvoiceNinjaClient:
         params = {"mark_sent": "true", **({"send_email": "true"} if send_email else {})}
         return self._data(self.http.request("POST", "/api/v1/invoices", operation=op, params=params, json=body), op)
 
+    def get_invoice(self, invoice_id):
+        op = str(_("read an invoice"))
+        return self._data(self.http.request("GET", f"/api/v1/invoices/{_hashed(invoice_id)}", operation=op), op)
+
+    def update_invoice(self, invoice_id, body):
+        op = str(_("update an invoice"))
+        return self._data(self.http.request("PUT", f"/api/v1/invoices/{_hashed(invoice_id)}", operation=op, json=body), op)
+
+    def cancel_invoice(self, invoice_id):
+        """Invoice Ninja's ``cancel`` action: the open balance becomes 0, what was paid stays recorded."""
+        op = str(_("cancel an invoice"))
+        return self.http.request("POST", "/api/v1/invoices/bulk", operation=op, json={"action": "cancel", "ids": [invoice_id]})
+
+    def get_payment(self, payment_id):
+        op = str(_("read a payment"))
+        return self._data(self.http.request("GET", f"/api/v1/payments/{_hashed(payment_id)}", operation=op), op)
+
+    def get_client(self, client_id):
+        op = str(_("read a client"))
+        return self._data(self.http.request("GET", f"/api/v1/clients/{_hashed(client_id)}", operation=op), op)
+
     def list_payments(self, client_id):
         return self._list("/api/v1/payments", str(_("find a payment")), {"client_id": client_id})
 
@@ -169,6 +198,14 @@ class InvoiceNinjaClient:
     def refund_payment(self, body):
         op = str(_("refund a payment"))
         return self._data(self.http.request("POST", "/api/v1/payments/refund", operation=op, json=body), op)
+
+    def list_webhooks(self, event_id):
+        return self._list("/api/v1/webhooks", str(_("list webhooks")), {"event_id": str(event_id)}, max_pages=2)
+
+    def create_webhook(self, target_url, event_id):
+        op = str(_("register a webhook"))
+        return self._data(self.http.request("POST", "/api/v1/webhooks", operation=op, json={
+            "target_url": target_url, "event_id": str(event_id), "format": "JSON", "rest_method": "post"}), op)
 
     def invoice_url(self, invoice_id):
         return f"{self.http.base_url}/invoices/{invoice_id}/edit"

@@ -23,6 +23,19 @@ MAUTIC_CLIENT_ID = PREFIX + "mautic_client_id"
 MAUTIC_CLIENT_SECRET = PREFIX + "mautic_client_secret"
 NINJA_URL = PREFIX + "invoiceninja_url"
 NINJA_TOKEN = PREFIX + "invoiceninja_api_token_secret"
+DOCUSEAL_URL = PREFIX + "docuseal_url"
+DOCUSEAL_API_KEY = PREFIX + "docuseal_api_key_secret"
+#: the ``whsec_…`` secret DocuSeal shows in its webhook settings (X-Docuseal-Signature)
+DOCUSEAL_HMAC_SECRET = PREFIX + "docuseal_hmac_secret"
+#: the older custom header: its name, and its value (encrypted)
+DOCUSEAL_HEADER_NAME = PREFIX + "docuseal_header_name"
+DOCUSEAL_HEADER_VALUE = PREFIX + "docuseal_header_value_secret"
+#: the unguessable part of the organiser's webhook URLs (encrypted; see webhook_secrets.py)
+NINJA_HOOK_SECRET = PREFIX + "invoiceninja_hook_path_secret"
+MAUTIC_HOOK_SECRET = PREFIX + "mautic_hook_path_secret"
+DOCUSEAL_HOOK_SECRET = PREFIX + "docuseal_hook_path_secret"
+#: the secret Mautic signs its webhooks with (``Webhook-Signature``), copied from Mautic by the organiser
+MAUTIC_WEBHOOK_SECRET = PREFIX + "mautic_webhook_signing_secret"
 
 AUTH_BASIC = "basic"
 AUTH_OAUTH2 = "oauth2"
@@ -40,6 +53,14 @@ MAUTIC_EVENT_TAG = PREFIX + "mautic_event_tag"
 MAUTIC_FIELD_MAPPINGS = PREFIX + "mautic_field_mappings"
 NINJA_ENABLED = PREFIX + "invoiceninja_enabled"
 NINJA_SEND_EMAIL = PREFIX + "invoiceninja_send_email"
+DOCUSEAL_ENABLED = PREFIX + "docuseal_enabled"
+DOCUSEAL_TEMPLATE = PREFIX + "docuseal_template"
+DOCUSEAL_WHEN = PREFIX + "docuseal_when"  # "paid" or "placed"
+DOCUSEAL_SEND_EMAIL = PREFIX + "docuseal_send_email"
+WHEN_PAID = "paid"
+WHEN_PLACED = "placed"
+#: also create the invoice of a pending order (so a bank transfer can be reconciled in Invoice Ninja)
+NINJA_INVOICE_PENDING = PREFIX + "invoiceninja_invoice_pending"
 CONSENT_ASK = PREFIX + "consent_ask"
 CONSENT_LABEL = PREFIX + "consent_label"
 
@@ -55,6 +76,10 @@ for key, default, type_ in (
     (MAUTIC_CAMPAIGNS_WELCOME, "", str),
     (MAUTIC_SEGMENTS_REMINDER, "", str), (MAUTIC_REMINDER_DAYS, "2", int),
     (MAUTIC_EVENT_TAG, "", str), (NINJA_ENABLED, "False", bool), (NINJA_SEND_EMAIL, "False", bool), (CONSENT_ASK, "True", bool),
+    (DOCUSEAL_URL, "", str), (DOCUSEAL_API_KEY, "", str), (DOCUSEAL_HMAC_SECRET, "", str), (DOCUSEAL_HEADER_NAME, "", str),
+    (DOCUSEAL_HEADER_VALUE, "", str), (DOCUSEAL_HOOK_SECRET, "", str),
+    (DOCUSEAL_ENABLED, "False", bool), (DOCUSEAL_TEMPLATE, "", str), (DOCUSEAL_WHEN, WHEN_PAID, str), (DOCUSEAL_SEND_EMAIL, "False", bool),
+    (NINJA_HOOK_SECRET, "", str), (MAUTIC_HOOK_SECRET, "", str), (MAUTIC_WEBHOOK_SECRET, "", str), (NINJA_INVOICE_PENDING, "False", bool),
 ):
     settings_hierarkey.add_default(key, default, type_)
 settings_hierarkey.add_default(CONSENT_LABEL, None, LazyI18nString)
@@ -114,3 +139,17 @@ def mautic_configured(organizer) -> bool:
 
 def invoiceninja_configured(organizer) -> bool:
     return bool(organizer.settings.get(NINJA_URL))
+
+
+def docuseal_client(organizer, scope_suffix="", **kwargs):
+    from .docuseal_client import SERVICE_DOCUSEAL, DocuSealClient
+    url = organizer.settings.get(DOCUSEAL_URL) or ""
+    key = secret(organizer, DOCUSEAL_API_KEY, SERVICE_DOCUSEAL)
+    if not url or not key:
+        raise ServiceConfigurationError(SERVICE_DOCUSEAL, str(_("configuration")), detail=str(
+            _("The DocuSeal connection is not set up: enter its API URL and API key in the organiser's CRM connections.")))
+    return DocuSealClient(url, key, scope=f"org{organizer.pk}{scope_suffix}", **kwargs)
+
+
+def docuseal_configured(organizer) -> bool:
+    return bool(organizer.settings.get(DOCUSEAL_URL))

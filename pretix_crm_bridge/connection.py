@@ -7,6 +7,7 @@ from pretix_integrations_core.errors import (
 
 from . import config
 from .clients import SERVICE_MAUTIC, SERVICE_NINJA
+from .docuseal_client import SERVICE_DOCUSEAL
 
 OK = "ok"
 NOT_CONFIGURED = "not_configured"
@@ -18,6 +19,7 @@ UNEXPECTED = "unexpected"
 SYSTEMS = {
     "mautic": (SERVICE_MAUTIC, config.mautic_client),
     "invoiceninja": (SERVICE_NINJA, config.invoiceninja_client),
+    "docuseal": (SERVICE_DOCUSEAL, config.docuseal_client),
 }
 
 

@@ -29,6 +29,12 @@ class CrmConnectionsForm(EncryptedSecretsFormMixin, SettingsForm):
     pretix_crm_bridge_mautic_password_secret = EncryptedSecretField(label=_("Mautic password"), help_text=SECRET_HELP)
     pretix_crm_bridge_mautic_client_id = forms.CharField(label=_("Mautic client ID (public key)"), required=False)
     pretix_crm_bridge_mautic_client_secret = EncryptedSecretField(label=_("Mautic client secret"), help_text=SECRET_HELP)
+    pretix_crm_bridge_mautic_webhook_signing_secret = EncryptedSecretField(
+        label=_("Mautic webhook secret"),
+        help_text=_("Optional, for unsubscriptions coming back from Mautic: the secret of the webhook you create in Mautic "
+                    "(Settings → Webhooks), with the URL shown below. Mautic signs each call with it; calls that are not "
+                    "signed with it are refused. ") + SECRET_HELP,
+    )
     pretix_crm_bridge_invoiceninja_url = forms.URLField(
         label=_("Invoice Ninja URL"), required=False, assume_scheme="https", validators=[validate_service_url],
         help_text=_("https://invoicing.co for the hosted service, or the address of your own Invoice Ninja"),
@@ -36,9 +42,35 @@ class CrmConnectionsForm(EncryptedSecretsFormMixin, SettingsForm):
     pretix_crm_bridge_invoiceninja_api_token_secret = EncryptedSecretField(
         label=_("Invoice Ninja API token"), help_text=_("Created in Invoice Ninja under Settings → Account management → API tokens. ") + SECRET_HELP,
     )
+    pretix_crm_bridge_docuseal_url = forms.URLField(
+        label=_("DocuSeal API URL"), required=False, assume_scheme="https", validators=[validate_service_url],
+        help_text=_("https://api.docuseal.com for DocuSeal's cloud, https://api.docuseal.eu for its EU cloud, or "
+                    "https://<your DocuSeal>/api for your own instance."),
+    )
+    pretix_crm_bridge_docuseal_api_key_secret = EncryptedSecretField(
+        label=_("DocuSeal API key"), help_text=_("In DocuSeal under Settings → API. Use the production key, not the testing one. ") + SECRET_HELP,
+    )
+    pretix_crm_bridge_docuseal_hmac_secret = EncryptedSecretField(
+        label=_("DocuSeal webhook signing secret"),
+        help_text=_("The secret starting with whsec_ that DocuSeal shows in its webhook settings: each notification is then "
+                    "checked against its X-Docuseal-Signature. ") + SECRET_HELP,
+    )
+    pretix_crm_bridge_docuseal_header_name = forms.CharField(
+        label=_("DocuSeal webhook secret header (older versions)"), required=False, max_length=100,
+        help_text=_("For DocuSeal versions without signatures: the name of the custom header set in DocuSeal's webhook "
+                    "settings, for example X-Webhook-Secret."),
+    )
+    pretix_crm_bridge_docuseal_header_value_secret = EncryptedSecretField(
+        label=_("Value of that header"), help_text=SECRET_HELP,
+    )
 
     def clean(self):
         data = super().clean()
+        if data.get(config.DOCUSEAL_URL) and not data.get(config.DOCUSEAL_API_KEY) and not self.has_error(config.DOCUSEAL_API_KEY):
+            self.add_error(config.DOCUSEAL_API_KEY, _("Enter the API key that goes with this URL."))
+        if bool(data.get(config.DOCUSEAL_HEADER_NAME)) != bool(data.get(config.DOCUSEAL_HEADER_VALUE)) \
+                and not self.has_error(config.DOCUSEAL_HEADER_VALUE):
+            self.add_error(config.DOCUSEAL_HEADER_VALUE, _("Enter both the header name and its value, or neither."))
         if data.get(config.MAUTIC_URL) and not self.errors:
             if data.get(config.MAUTIC_AUTH) == config.AUTH_OAUTH2:
                 needed = (config.MAUTIC_CLIENT_ID, config.MAUTIC_CLIENT_SECRET)
@@ -60,6 +92,11 @@ def _validate_segments(value):
     parts = [p.strip() for p in str(value or "").replace(";", ",").split(",") if p.strip()]
     if any(not p.isdigit() for p in parts):
         raise forms.ValidationError(_("Enter numbers separated by commas, for example 3, 5."))
+
+
+def _validate_template(value):
+    if value and not str(value).strip().isdigit():
+        raise forms.ValidationError(_("Enter the template's number, for example 1000001."))
 
 
 class CrmEventSettingsForm(SettingsForm):
@@ -109,12 +146,73 @@ class CrmEventSettingsForm(SettingsForm):
         help_text=_("Invoice Ninja sends it once, when it creates the invoice. pretix's own emails are not affected."),
     )
 
+    pretix_crm_bridge_invoiceninja_invoice_pending = forms.BooleanField(
+        label=_("Create the invoice in Invoice Ninja as soon as the order is placed"), required=False,
+        help_text=_("For bank transfers you reconcile in Invoice Ninja: the unpaid invoice is there already, and a payment "
+                    "you record on it there marks the pretix order paid (set up the webhook in the organiser's CRM "
+                    "connections). A cancelled unpaid order's invoice is then cancelled in Invoice Ninja."),
+    )
+
+    pretix_crm_bridge_docuseal_enabled = forms.BooleanField(
+        label=_("Ask for signatures with DocuSeal"), required=False,
+        help_text=_("Each ticket of a product that requires a signature (see the product's settings) gets its own signature "
+                    "request. The buyer signs from the order page or from the link in the order email ({placeholder})."
+                    ).format(placeholder="{signature_links}"),
+    )
+    pretix_crm_bridge_docuseal_template = forms.CharField(
+        label=_("Default DocuSeal template"), required=False, validators=[_validate_template],
+        help_text=_("The number of the DocuSeal template (in its address in DocuSeal) for products that require a signature "
+                    "without naming a template of their own."),
+    )
+    pretix_crm_bridge_docuseal_when = forms.ChoiceField(
+        label=_("Send the signature requests"), widget=forms.RadioSelect, required=False, choices=(
+            (config.WHEN_PAID, _("when the order is paid")),
+            (config.WHEN_PLACED, _("as soon as the order is placed")),
+        ),
+    )
+    pretix_crm_bridge_docuseal_send_email = forms.BooleanField(
+        label=_("Let DocuSeal email the signing link too"), required=False,
+        help_text=_("pretix's order email and order page already show the link."),
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         organizer = self.obj.organizer
+        if not config.docuseal_configured(organizer):
+            self.fields[config.DOCUSEAL_ENABLED].disabled = True
+            self.fields[config.DOCUSEAL_ENABLED].help_text = _("First connect DocuSeal in the organiser's CRM connections.")
         if not config.mautic_configured(organizer):
             self.fields[config.MAUTIC_ENABLED].disabled = True
             self.fields[config.MAUTIC_ENABLED].help_text = _("First connect Mautic in the organiser's CRM connections.")
         if not config.invoiceninja_configured(organizer):
             self.fields[config.NINJA_ENABLED].disabled = True
             self.fields[config.NINJA_ENABLED].help_text = _("First connect Invoice Ninja in the organiser's CRM connections.")
+
+
+class SignatureItemForm(forms.Form):
+    """On the product page: this product's tickets each need a DocuSeal signature."""
+    title = _("Signature (DocuSeal)")
+
+    requires_signature = forms.BooleanField(
+        label=_("Each ticket requires a signature"), required=False,
+        help_text=_("A DocuSeal signature request is made for every ticket of this product (if the event asks for signatures "
+                    "in its CRM settings)."),
+    )
+    template_id = forms.IntegerField(
+        label=_("DocuSeal template"), required=False, min_value=1,
+        help_text=_("The template's number in DocuSeal. Leave empty to use the event's default template."),
+    )
+
+    def __init__(self, *args, event, item, **kwargs):
+        from .models import SignatureProduct
+        self.event, self.item = event, item
+        sp = SignatureProduct.objects.filter(item=item).first() if item and item.pk else None
+        super().__init__(*args, initial={"requires_signature": sp is not None, "template_id": sp.template_id if sp else None}, **kwargs)
+
+    def save(self):
+        from .models import SignatureProduct
+        if self.cleaned_data.get("requires_signature"):
+            SignatureProduct.objects.update_or_create(item=self.item, defaults={
+                "event": self.event, "template_id": self.cleaned_data.get("template_id")})
+        else:
+            SignatureProduct.objects.filter(item=self.item).delete()

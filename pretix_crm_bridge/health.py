@@ -12,9 +12,9 @@ from pretix.base.models.datasync import OrderSyncQueue, OrderSyncResult
 
 from . import config
 from .sync import PROVIDERS
-from .triggers import INVOICENINJA, MAUTIC, SYSTEM_NAMES
+from .triggers import DOCUSEAL, INVOICENINJA, MAUTIC, SYSTEM_ENABLED, SYSTEM_NAMES
 
-CONFIGURED = {MAUTIC: config.mautic_configured, INVOICENINJA: config.invoiceninja_configured}
+CONFIGURED = {MAUTIC: config.mautic_configured, INVOICENINJA: config.invoiceninja_configured, DOCUSEAL: config.docuseal_configured}
 
 
 @dataclass
@@ -27,6 +27,7 @@ class SystemHealth:
     last_error_at: Optional[datetime]
     waiting: int
     failed: int
+    extra: tuple = ()
 
 
 def organizer_health(organizer):
@@ -49,6 +50,7 @@ def organizer_health(organizer):
                 last_error=last_error, last_error_at=last_error_at,
                 waiting=queue.filter(need_manual_retry__isnull=True).count(),
                 failed=queue.filter(need_manual_retry__isnull=False).count(),
+                extra=tuple(signature_counts(order__event__organizer=organizer)) if system == DOCUSEAL else (),
             ))
     return rows
 
@@ -61,10 +63,12 @@ def event_counts(event):
         queue = OrderSyncQueue.objects.filter(event=event)
         counts = []
         for system, provider in PROVIDERS.items():
-            if not event.settings.get(config.MAUTIC_ENABLED if system == MAUTIC else config.NINJA_ENABLED, as_type=bool):
+            if not event.settings.get(SYSTEM_ENABLED[system], as_type=bool):
                 continue
             mine = results.filter(sync_provider=provider.identifier)
-            if provider is MauticSync:
+            if system == DOCUSEAL:
+                synced = signature_counts(order__event=event)
+            elif provider is MauticSync:
                 synced = [(_contacts, mine.filter(mapping_id=1).values("id_value").distinct().count())]
             else:
                 synced = [(_clients, mine.filter(mapping_id=InvoiceNinjaSync.MAPPING_CLIENT).values("id_value").distinct().count()),
@@ -76,6 +80,16 @@ def event_counts(event):
     return counts
 
 
+def signature_counts(**filters):
+    """[(label, n)] of signature requests waiting for the signer and signed."""
+    from .models import SignatureRequest
+    qs = SignatureRequest.objects.filter(**filters)
+    return [(str(_signatures_pending), qs.filter(status__in=SignatureRequest.OPEN).count()),
+            (str(_signatures_completed), qs.filter(status=SignatureRequest.COMPLETED).count())]
+
+
 _contacts = _("contacts")
+_signatures_pending = _("signatures pending")
+_signatures_completed = _("signed")
 _clients = _("clients")
 _invoices = _("invoices")

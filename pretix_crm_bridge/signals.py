@@ -7,13 +7,14 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from pretix.base import signals as base_signals
-from pretix.base.logentrytypes import OrderLogEntryType, log_entry_types
+from pretix.base.logentrytypes import LogEntryType, OrderLogEntryType, log_entry_types
 from pretix.base.models import OrderRefund
+from pretix.base.shredder import shred_log_fields
 from pretix.control.signals import event_dashboard_widgets, nav_event_settings, nav_organizer, order_info
 from pretix.helpers.periodic import minimum_interval
-from pretix.presale.signals import contact_form_fields
+from pretix.presale.signals import contact_form_fields, order_info as presale_order_info
 
-from . import config, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
+from . import config, docuseal_signals, sync, triggers  # NOQA: F401 - config registers the defaults, sync the providers
 
 
 @receiver(nav_organizer, dispatch_uid="pretix_crm_bridge_nav_organizer")
@@ -90,9 +91,64 @@ def order_consent_panel(sender, order, request, **kwargs):
     }, request=request)
 
 
+@receiver(base_signals.register_data_shredders, dispatch_uid="pretix_crm_bridge_data_shredders")
+def data_shredders(sender, **kwargs):
+    from .consent import MarketingConsentShredder
+    return MarketingConsentShredder
+
+
+@receiver(presale_order_info, dispatch_uid="pretix_crm_bridge_presale_order_info")
+def buyer_consent_panel(sender, order, request, **kwargs):
+    """On the buyer's order page: a way to stop the news as easy as the checkbox that started them."""
+    from .sync import has_consent
+    if not sender.settings.get(config.MAUTIC_ENABLED, as_type=bool) or not has_consent(order):
+        return ""
+    return get_template("pretix_crm_bridge/presale_order_info.html").render({"order": order, "event": sender}, request=request)
+
+
 @log_entry_types.new("pretix_crm_bridge.consent.withdrawn", _(
     "Marketing consent withdrawn: the buyer is removed from the event's Mautic segments and campaigns."))
 class ConsentWithdrawnLogEntryType(OrderLogEntryType):
+    pass
+
+
+@receiver(base_signals.register_payment_providers, dispatch_uid="pretix_crm_bridge_payment_provider")
+def payment_provider(sender, **kwargs):
+    from .payment import InvoiceNinjaPayment
+    return InvoiceNinjaPayment
+
+
+@log_entry_types.new("pretix_crm_bridge.invoiceninja.payment.accepted", _(
+    "Payment reconciled in Invoice Ninja: payment {payment_number} of {amount} {currency} on invoice {invoice_number} was "
+    "confirmed in pretix."))
+class NinjaPaymentAcceptedLogEntryType(OrderLogEntryType):
+    def shred_pii(self, logentry):
+        shred_log_fields(logentry, banlist=["transaction_reference"])
+
+
+@log_entry_types.new("pretix_crm_bridge.invoiceninja.payment.refused", _(
+    "Payment reported by Invoice Ninja not applied (payment {payment_number}, {amount} {currency}, invoice {invoice_number}): {reason}"))
+class NinjaPaymentRefusedLogEntryType(OrderLogEntryType):
+    def shred_pii(self, logentry):
+        shred_log_fields(logentry, banlist=["transaction_reference"])
+
+
+@log_entry_types.new("pretix_crm_bridge.invoiceninja.payment.unmatched", _(
+    "Payment reported by Invoice Ninja not applied (payment {payment_id}, invoice {invoice_number}): {reason}"))
+class NinjaPaymentUnmatchedLogEntryType(LogEntryType):
+    def shred_pii(self, logentry):
+        shred_log_fields(logentry, banlist=["transaction_reference"])
+
+
+@log_entry_types.new("pretix_crm_bridge.invoiceninja.webhook_registered", _(
+    "The payment webhook was registered in Invoice Ninja."))
+class NinjaWebhookRegisteredLogEntryType(LogEntryType):
+    pass
+
+
+@log_entry_types.new("pretix_crm_bridge.webhook_url.regenerated", _(
+    "A new CRM webhook URL was created for {system}; the previous one no longer works."))
+class WebhookUrlRegeneratedLogEntryType(LogEntryType):
     pass
 
 

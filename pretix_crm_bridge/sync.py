@@ -19,7 +19,7 @@ from django_countries import countries
 
 from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, UnrecoverableSyncError, datasync_providers
 from pretix.base.datasync.sourcefields import ORDER
-from pretix.base.models import InvoiceAddress, Order, OrderPayment, OrderRefund
+from pretix.base.models import InvoiceAddress, Order, OrderFee, OrderPayment, OrderRefund
 from pretix.base.models.datasync import OrderSyncQueue, OrderSyncResult
 
 from pretix_integrations_core.datasync import HttpRecoverableSyncError, HttpSyncProviderMixin
@@ -27,20 +27,21 @@ from pretix_integrations_core.errors import ServiceRateLimited, ServiceRejected
 
 from . import config
 from .clients import SERVICE_NINJA
-from .triggers import INVOICENINJA, MAUTIC
+from .payment import IDENTIFIER as NINJA_PAYMENT
+from .triggers import DOCUSEAL, INVOICENINJA, MAUTIC
 
 
 def has_consent(order) -> bool:
     return bool((order.meta_info_data or {}).get("contact_form_data", {}).get(config.CONSENT_FIELD))
 
 
-def withdraw_consent(order, user=None):
+def withdraw_consent(order, user=None, data=None):
     """The buyer withdrew their consent: keep that on the order, log it, and queue the Mautic clean-up (no HTTP here)."""
-    data = order.meta_info_data or {}
-    data.setdefault("contact_form_data", {})[config.CONSENT_FIELD] = False
-    order.meta_info = json.dumps(data)
+    meta = order.meta_info_data or {}
+    meta.setdefault("contact_form_data", {})[config.CONSENT_FIELD] = False
+    order.meta_info = json.dumps(meta)
     order.save(update_fields=["meta_info"])
-    order.log_action("pretix_crm_bridge.consent.withdrawn", user=user, data={})
+    order.log_action("pretix_crm_bridge.consent.withdrawn", user=user, data=data or {})
     if OrderSyncResult.objects.filter(order=order, sync_provider=MauticSync.identifier).exists():
         MauticSync.enqueue_order(order, "consent_withdrawn")
 
@@ -106,6 +107,22 @@ class MauticSync(CrmSyncProvider):
 
     def previous_result(self, order):
         return OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=1).first()
+
+    def sync_object(self, inputs, mapping, mapped_objects):
+        order = inputs[ORDER]
+        if order.email or has_consent(order):
+            return super().sync_object(inputs, mapping, mapped_objects)
+        # the email was shredded (pretix's data shredder): pretix would skip the object, but the withdrawal still reaches
+        # Mautic through the contact id kept from the earlier sync
+        previous = self.previous_result(order)
+        if previous is None:
+            return None
+        info = self.withdraw(order)
+        previous.external_link_href = info.pop("external_link_href", None) or previous.external_link_href
+        previous.external_link_display_name = info.pop("external_link_display_name", None) or previous.external_link_display_name
+        previous.sync_info, previous.transmitted = info, now()
+        previous.save(update_fields=["external_link_href", "external_link_display_name", "sync_info", "transmitted"])
+        return previous
 
     def withdraw(self, order):
         previous = self.previous_result(order)
@@ -231,6 +248,9 @@ class InvoiceNinjaSync(CrmSyncProvider):
         client_result = (mapped_objects.get(self.MAPPING_CLIENT) or [None])[0]
         if not client_result:
             return None
+        if order.status == order.STATUS_PENDING and order.total > 0 and self.event.settings.get(config.NINJA_INVOICE_PENDING, as_type=bool):
+            # the invoice exists before the money arrives, so a bank transfer can be reconciled in Invoice Ninja
+            return self.sync_invoice(order, client_result.sync_info["client_id"])
         if order.status != order.STATUS_PAID or order.total <= 0:
             return self.sync_refunds_only(order, client_result.sync_info["client_id"])
         return self.sync_invoice(order, client_result.sync_info["client_id"])
@@ -324,8 +344,10 @@ class InvoiceNinjaSync(CrmSyncProvider):
         is unique in Invoice Ninja anyway (a second create gets a 422, then the invoice is looked up), so the lookup is
         skipped: a paid order costs two calls, the invoice and the payment.
         """
-        number = self.invoice_number(order)
-        must_look = self._retrying or self.previous_result(order, self.MAPPING_INVOICE) is not None
+        previous = self.previous_result(order, self.MAPPING_INVOICE)
+        # an invoice sent while the order was pending keeps its number when pretix invoices the payment later
+        number = (previous.sync_info.get("number") if previous else None) or self.invoice_number(order)
+        must_look = self._retrying or previous is not None
         invoice = self.client.find_invoice(number) if must_look else None
         action = "nothing_to_do"
         if invoice is None:
@@ -354,48 +376,68 @@ class InvoiceNinjaSync(CrmSyncProvider):
             msg = _("The invoice {number} was deleted in Invoice Ninja; its number cannot be used again. Restore it there, "
                     "then retry.").format(number=number)
             raise UnrecoverableSyncError([msg], msg)
+        if action == "nothing_to_do" and order.status == order.STATUS_PENDING and str(invoice.get("status_id")) in ("1", "2") \
+                and not float(invoice.get("paid_to_date") or 0) and abs(float(invoice.get("amount") or 0) - float(order.total)) > 0.005:
+            # an unpaid invoice follows the pending order (changed, or cancelled with a fee the buyer still owes)
+            invoice, action = self.client.update_invoice(invoice["id"], {"line_items": self.line_items(order)}), "update"
         payments = self.sync_payments(order, client_id, invoice, fresh=action == "create")
         refunded = self.sync_refunds(order, client_id, invoice)
-        if (payments or refunded) and action == "nothing_to_do":
+        cancelled = self.cancel_open_balance(order, invoice, previous)
+        if (payments or refunded or cancelled) and action == "nothing_to_do":
             action = "update"
         return {
             "action": action, "invoice_id": invoice["id"], "number": number, "payments": payments, "refunded": refunded,
+            "cancelled": cancelled or bool(previous and previous.sync_info.get("cancelled")),
             "external_link_href": self.client.invoice_url(invoice["id"]),
             "external_link_display_name": _("Invoice Ninja invoice {number}").format(number=number),
         }
 
     def sync_refunds_only(self, order, client_id):
-        """An order that is no longer paid (cancelled, refunded) but whose invoice was sent earlier: mirror its refunds."""
+        """
+        An order that is not paid (any more) but whose invoice was sent earlier (when it was paid, or placed): mirror its
+        refunds, and once it is cancelled, cancel what is still open on the invoice.
+        """
         previous = OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=self.MAPPING_INVOICE).first()
-        if previous is None or not order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE).exists():
+        if previous is None:
+            return None
+        cancel_pending = order.status == Order.STATUS_CANCELED and not previous.sync_info.get("cancelled")
+        if not cancel_pending and not order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE).exists():
             return None
         number = previous.sync_info.get("number")
         invoice = self.client.find_invoice(number) if number else None
         if invoice is None or invoice.get("is_deleted"):
             return None
         refunded = self.sync_refunds(order, client_id, invoice)
+        cancelled = self.cancel_open_balance(order, invoice, previous)
         return {
-            "action": "update" if refunded else "nothing_to_do", "invoice_id": invoice["id"], "number": number,
+            "action": "update" if refunded or cancelled else "nothing_to_do", "invoice_id": invoice["id"], "number": number,
             "payments": previous.sync_info.get("payments") or [], "refunded": refunded,
+            "cancelled": cancelled or bool(previous.sync_info.get("cancelled")),
             "external_link_href": self.client.invoice_url(invoice["id"]),
             "external_link_display_name": _("Invoice Ninja invoice {number}").format(number=number),
         }
 
     def sync_refunds(self, order, client_id, invoice):
         """
-        Bring the refunded amount of this order's payments in Invoice Ninja up to what pretix refunded.
+        Bring what this order's payments still hold in Invoice Ninja down to what pretix still holds (paid minus refunded).
 
         Invoice Ninja's refund call has no idempotency key, so the amount is computed from its current state every
-        time (what pretix refunded minus what Invoice Ninja already shows as refunded): a retry after a lost answer
+        time (what its payments hold, net of their refunds, minus what pretix holds): a retry after a lost answer
         refunds nothing twice.
         """
-        target = sum(float(r.amount) for r in order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE))
-        if target <= 0:
+        refunded = sum(float(r.amount) for r in order.refunds.filter(state=OrderRefund.REFUND_STATE_DONE))
+        if refunded <= 0:
             return 0.0
+        # what pretix still holds for this order, and what Invoice Ninja shows as held: the difference is refunded there
+        # (so a cancellation fee kept in pretix stays paid in Invoice Ninja, and an overpayment refunded is not taken off)
+        paid = sum(float(p.amount) for p in order.payments.filter(
+            state__in=(OrderPayment.PAYMENT_STATE_CONFIRMED, OrderPayment.PAYMENT_STATE_REFUNDED)))
         prefix = f"pretix {order.full_code}-P-"
+        reconciled = {p.info_data.get("invoiceninja_payment_id") for p in order.payments.filter(provider=NINJA_PAYMENT)}
         payments = [p for p in self.client.list_payments(client_id)
-                    if str(p.get("transaction_reference") or "").startswith(prefix) and not p.get("is_deleted")]
-        missing = round(min(target, sum(float(p.get("amount") or 0) for p in payments)) - sum(float(p.get("refunded") or 0) for p in payments), 2)
+                    if (str(p.get("transaction_reference") or "").startswith(prefix) or p.get("id") in reconciled) and not p.get("is_deleted")]
+        held = sum(float(p.get("amount") or 0) - float(p.get("refunded") or 0) for p in payments)
+        missing = round(held - max(paid - refunded, 0.0), 2)
         done = 0.0
         for p in payments:
             if missing - done <= 0.005:
@@ -409,6 +451,23 @@ class InvoiceNinjaSync(CrmSyncProvider):
             done += part
         return round(done, 2)
 
+    def cancel_open_balance(self, order, invoice, previous=None):
+        """
+        A cancelled order (fully, or with a cancellation fee) owes nothing more: if its invoice still shows an open
+        balance in Invoice Ninja (never paid, or refunded), Invoice Ninja's ``cancel`` action drops that balance; what was
+        paid (e.g. the cancellation fee) stays recorded. Done once; an invoice that is fully paid is left alone.
+        """
+        if previous is not None and previous.sync_info.get("cancelled"):
+            return False
+        cancelled = order.status == Order.STATUS_CANCELED or order.fees.filter(fee_type=OrderFee.FEE_TYPE_CANCELLATION).exists()
+        if not cancelled or order.pending_sum > 0:
+            return False
+        current = self.client.get_invoice(invoice["id"])
+        if current.get("is_deleted") or str(current.get("status_id")) not in ("2", "3") or float(current.get("balance") or 0) <= 0.005:
+            return False
+        self.client.cancel_invoice(invoice["id"])
+        return True
+
     def sync_payments(self, order, client_id, invoice, fresh=False):
         """
         Record pretix's confirmed payments against the invoice, each once (idempotency key per pretix payment).
@@ -419,7 +478,8 @@ class InvoiceNinjaSync(CrmSyncProvider):
         if str(invoice.get("status_id")) == "4" or balance <= 0:
             return []
         recorded = []
-        for p in order.payments.filter(state=OrderPayment.PAYMENT_STATE_CONFIRMED).order_by("local_id"):
+        # payments reconciled in Invoice Ninja (ninja_webhooks.py) are already there: never recorded back
+        for p in order.payments.filter(state=OrderPayment.PAYMENT_STATE_CONFIRMED).exclude(provider=NINJA_PAYMENT).order_by("local_id"):
             if balance <= 0.005:
                 break
             key = f"pretix:{self.event.pk}:{order.code}:P{p.local_id}"
@@ -444,4 +504,6 @@ class InvoiceNinjaSync(CrmSyncProvider):
         return recorded
 
 
-PROVIDERS = {MAUTIC: MauticSync, INVOICENINJA: InvoiceNinjaSync}
+from .docuseal import DocuSealSync  # NOQA: E402 - registers the DocuSeal provider (its own module)
+
+PROVIDERS = {MAUTIC: MauticSync, INVOICENINJA: InvoiceNinjaSync, DOCUSEAL: DocuSealSync}

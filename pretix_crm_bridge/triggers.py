@@ -16,16 +16,18 @@ from . import config
 
 MAUTIC = "mautic"
 INVOICENINJA = "invoiceninja"
+DOCUSEAL = "docuseal"
 
-SYSTEM_NAMES = {MAUTIC: "Mautic", INVOICENINJA: "Invoice Ninja"}
-SYSTEM_ENABLED = {MAUTIC: config.MAUTIC_ENABLED, INVOICENINJA: config.NINJA_ENABLED}
+SYSTEM_NAMES = {MAUTIC: "Mautic", INVOICENINJA: "Invoice Ninja", DOCUSEAL: "DocuSeal"}
+SYSTEM_ENABLED = {MAUTIC: config.MAUTIC_ENABLED, INVOICENINJA: config.NINJA_ENABLED, DOCUSEAL: config.DOCUSEAL_ENABLED}
 
 Trigger = namedtuple("Trigger", ("signal", "label", "system", "action"))
 
 TRIGGERS = (
     Trigger("order_placed", _("Order placed"), MAUTIC,
             _("Create or update the buyer's contact (if the buyer agreed), add the “order placed” segments.")),
-    Trigger("order_placed", _("Order placed"), INVOICENINJA, _("Create or update the buyer's client.")),
+    Trigger("order_placed", _("Order placed"), INVOICENINJA,
+            _("Create or update the buyer's client, and the unpaid invoice if the event creates it when the order is placed.")),
     Trigger("order_paid", _("Order paid"), MAUTIC,
             _("Update the contact (if the buyer agreed), add the “order placed” and “order paid” segments, and the "
               "“order paid” campaigns (and the welcome campaigns for a first purchase) once per order.")),
@@ -36,12 +38,26 @@ TRIGGERS = (
     Trigger("order_modified", _("Contact details or answers changed"), MAUTIC, _("Update the contact.")),
     Trigger("order_modified", _("Contact details or answers changed"), INVOICENINJA, _("Update the client.")),
     Trigger("order_canceled", _("Order canceled"), MAUTIC, _("Update the contact (its tags stay).")),
-    Trigger("order_canceled", _("Order canceled"), INVOICENINJA, _("Refund the invoice's payment by what pretix refunded.")),
+    Trigger("order_canceled", _("Order canceled"), INVOICENINJA,
+            _("Refund the invoice's payment by what pretix refunded, and cancel what is still open on the invoice (a cancellation "
+              "fee stays paid).")),
     Trigger("refund_done", _("Refund done"), INVOICENINJA, _("Refund the invoice's payment by what pretix refunded.")),
     Trigger("expiry_reminder", _("Unpaid order close to expiry (checked periodically)"), MAUTIC,
             _("Add the contact (if the buyer agreed) to the reminder segments; paying the order takes it out again.")),
     Trigger("order_reactivated", _("Order reactivated"), MAUTIC, _("Update the contact.")),
     Trigger("order_expired", _("Order expired"), MAUTIC, _("Update the contact.")),
+    Trigger("order_placed", _("Order placed"), DOCUSEAL,
+            _("If the event sends signature requests when orders are placed: one DocuSeal submission per ticket that requires "
+              "a signature (never twice).")),
+    Trigger("order_paid", _("Order paid"), DOCUSEAL,
+            _("One DocuSeal submission per ticket that requires a signature (never twice).")),
+    Trigger("order_changed", _("Order changed"), DOCUSEAL,
+            _("Submissions for new tickets that require a signature; those of canceled tickets are archived.")),
+    Trigger("order_canceled", _("Order canceled"), DOCUSEAL, _("Archive the open submissions (signed documents are kept).")),
+    Trigger("order_expired", _("Order expired"), DOCUSEAL, _("Archive the open submissions.")),
+    Trigger("order_reactivated", _("Order reactivated"), DOCUSEAL, _("New submissions for the tickets whose requests were archived.")),
+    Trigger("signature_resend", _("“Resend” on the order page"), DOCUSEAL,
+            _("DocuSeal emails the signing link again; a declined or expired request is replaced by a new one.")),
 )
 
 

@@ -21,7 +21,7 @@ from .connection import OK, SYSTEMS, check_connection
 from .forms import CrmConnectionsForm, CrmEventSettingsForm
 from .health import organizer_health
 from .sync import has_consent, withdraw_consent
-from .triggers import SYSTEM_NAMES, TRIGGERS
+from .triggers import SYSTEM_ENABLED, SYSTEM_NAMES, TRIGGERS
 
 
 class ConnectionsView(OrganizerSettingsFormView):
@@ -33,8 +33,18 @@ class ConnectionsView(OrganizerSettingsFormView):
         return reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": self.request.organizer.slug})
 
     def get_context_data(self, **kwargs):
+        from .ninja_webhooks import recent_payment_log
+        from .webhook_secrets import hook_url
         ctx = super().get_context_data(**kwargs)
         ctx["health"] = organizer_health(self.request.organizer)
+        organizer = self.request.organizer
+        if config.invoiceninja_configured(organizer):
+            ctx["ninja_hook_url"] = hook_url(organizer, "invoiceninja")
+            ctx["ninja_payment_log"] = recent_payment_log(organizer)
+        if config.mautic_configured(organizer):
+            ctx["mautic_hook_url"] = hook_url(organizer, "mautic")
+        if config.docuseal_configured(organizer):
+            ctx["docuseal_hook_url"] = hook_url(organizer, "docuseal")
         return ctx
 
 
@@ -47,6 +57,46 @@ class ConnectionTestView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMi
         outcome, message = check_connection(request.organizer, kwargs["system"])
         (messages.success if outcome == OK else messages.error)(request, message)
         return redirect(reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": request.organizer.slug}))
+
+
+class WebhookUrlRegenerateView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+    """A new secret in the organiser's webhook URL for a system: the old URL stops working at once."""
+    permission = "organizer.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        from .webhook_secrets import KEYS, regenerate
+        if kwargs["system"] not in KEYS:
+            raise Http404()
+        regenerate(request.organizer, kwargs["system"], user=request.user)
+        messages.success(request, _("A new webhook URL was created. Enter it in {system} now: the old one no longer works.").format(
+            system=SYSTEM_NAMES[kwargs["system"]]))
+        return redirect(reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": request.organizer.slug}))
+
+
+class NinjaWebhookRegisterView(OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, View):
+    """Registers the organiser's payment webhook URL in Invoice Ninja ("Create Payment" event), once."""
+    permission = "organizer.settings.general:write"
+
+    def post(self, request, *args, **kwargs):
+        from pretix_integrations_core.errors import ExternalServiceError
+
+        from .ninja_webhooks import EVENT_CREATE_PAYMENT
+        from .webhook_secrets import hook_url
+        organizer = request.organizer
+        url = hook_url(organizer, "invoiceninja")
+        try:
+            # an explicit admin action like "Test connection": one short attempt, on the probe's breaker scope
+            client = config.invoiceninja_client(organizer, scope_suffix="-connection-test", budget=8, max_attempts=1)
+            hooks = client.list_webhooks(EVENT_CREATE_PAYMENT)
+            if any(h.get("target_url") == url and not h.get("is_deleted") and not h.get("archived_at") for h in hooks):
+                messages.info(request, _("Invoice Ninja already sends its payments to this pretix organizer."))
+            else:
+                client.create_webhook(url, EVENT_CREATE_PAYMENT)
+                organizer.log_action("pretix_crm_bridge.invoiceninja.webhook_registered", user=request.user, data={})
+                messages.success(request, _("Invoice Ninja now sends the payments you record there to pretix."))
+        except ExternalServiceError as e:
+            messages.error(request, _("The webhook could not be registered in Invoice Ninja: {error}").format(error=e))
+        return redirect(reverse("plugins:pretix_crm_bridge:connections", kwargs={"organizer": organizer.slug}))
 
 
 class EventCrmSettingsView(EventSettingsViewMixin, EventSettingsFormView):
@@ -62,8 +112,7 @@ class EventCrmSettingsView(EventSettingsViewMixin, EventSettingsFormView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        enabled = {s: self.request.event.settings.get(k, as_type=bool) for s, k in (
-            ("mautic", config.MAUTIC_ENABLED), ("invoiceninja", config.NINJA_ENABLED))}
+        enabled = {s: self.request.event.settings.get(k, as_type=bool) for s, k in SYSTEM_ENABLED.items()}
         ctx["triggers"] = [(t.label, SYSTEM_NAMES[t.system], t.action, enabled[t.system]) for t in TRIGGERS]
         return ctx
 

@@ -407,27 +407,93 @@ def test_new_orders_are_imported_in_bulk(linked, ha_connected, django_assert_max
 
 @pytest.mark.django_db
 def test_sync_with_nothing_new_is_cheap_and_changes_nothing(linked, ha_connected, django_assert_max_num_queries):
-    """Orders inside the safety overlap are re-read but, unchanged, they skip the update path; at most 3 API calls."""
+    """More than a page of orders inside the safety overlap: a sync with nothing new still makes at most 3 API calls
+    (the form, one page of items and one of payments by update date) and re-reads no order; changes are still caught."""
     added = [ha_connected.add_order({**PAYER, "email": f"b{i}@example.org"}, [{"tier": 14587201, "user": ("Paul", "Durand")}])
-             for i in range(40)]
+             for i in range(140)]
     first = sync(linked, full=True)
-    assert first.orders_created == 43  # 40 new and the fake's 3
+    assert first.orders_created == 143  # 140 new and the fake's 3
     with scopes_disabled():
         state = lambda: [(o.code, o.status, o.total, o.payments.count(), o.refunds.count())  # noqa: E731
                          for o in Order.objects.filter(event=linked).order_by("code")]
         before, logs = state(), LogEntry.objects.filter(event=linked).count()
     for _ in range(2):
         ha_connected.reset()
-        with django_assert_max_num_queries(60):  # not a few queries per re-read order
+        with django_assert_max_num_queries(60):
             again = sync(linked)
         assert (again.orders_created, again.orders_updated, again.orders_cancelled, again.orders_refunded, again.skipped) == (0, 0, 0, 0, [])
-        assert again.orders_seen >= 40  # the overlap was read
-        assert again.api_calls <= 3, [(r.method, r.path) for r in ha_connected.received()]
+        calls = [(r.method, r.path) for r in ha_connected.received()]
+        assert again.api_calls <= 3 and len(calls) <= 3, calls
+        assert not ha_connected.received("GET", r"/orders$")  # nothing re-read
         with scopes_disabled():
             assert state() == before and LogEntry.objects.filter(event=linked).count() == logs
-    # a change inside the overlap is still applied (the skip compares the whole order)
+    # changes inside the overlap are still applied: a refund, a new order, a late order dated before the newest one
     ha_connected.refund_payment(added[5]["payments"][0]["id"], 1000)
+    new = ha_connected.add_order({**PAYER, "email": "new@example.org"}, [{"tier": 14587202, "user": ("N", "Ew")}])
+    late = ha_connected.add_order({**PAYER, "email": "late@example.org"}, [{"tier": 14587202, "user": ("L", "Ate")}],
+                                  date=added[3]["date"])
     report = sync(linked)
-    assert report.orders_refunded == 1 and report.orders_updated == 1
+    assert (report.orders_refunded, report.orders_updated, report.orders_created) == (1, 1, 2)
     with scopes_disabled():
         assert [r.amount for r in orders_of(linked)[str(added[5]["id"])].refunds.all()] == [Decimal("10.00")]
+        assert {str(new["id"]), str(late["id"])} <= set(orders_of(linked))
+    ha_connected.reset()
+    assert sync(linked).api_calls <= 3
+
+
+OLD = "2026-03-01T10:00:00.1234567+01:00"
+
+
+def move_into(fake, order_id, extra):
+    """HelloAsso shows ``extra``'s items and payments as added later to the order ``order_id``."""
+    stored, moved = fake.orders[order_id], fake.orders.pop(extra["id"])
+    stored["items"] += moved["items"]
+    stored["payments"] += moved["payments"]
+    stored["meta"]["updatedAt"] = ha_now()
+
+
+@pytest.mark.django_db
+def test_items_added_later_become_new_positions_once(linked, ha_connected):
+    new = ha_connected.add_order(PAYER, [{"tier": 14587202, "user": ("Paul", "Durand")}], date=OLD)  # older than the overlap
+    sync(linked)
+    extra = ha_connected.add_order(PAYER, [{"tier": 14587201, "user": ("Eva", "Durand"), "answers": {5501231: "L"}, "options": [3051871]}])
+    move_into(ha_connected, new["id"], extra)
+    report = sync(linked)  # incremental: found through the items listed by update date
+    assert (report.orders_created, report.orders_updated, report.skipped) == (0, 1, [])
+    with scopes_disabled():
+        order = orders_of(linked)[str(new["id"])]
+        assert order.status == Order.STATUS_PAID and order.total == Decimal("52.00")
+        pos = {str(p.item.name): p for p in order.positions.all()}
+        assert set(pos) == {"Entrée tarif réduit", "Entrée plein tarif", "Repas du soir"}
+        added = pos["Entrée plein tarif"]
+        assert pos["Repas du soir"].addon_to == added and added.attendee_name == "Eva Durand"
+        assert added.secret == extra["items"][0]["qrCode"]
+        assert {str(a.question.question): a.answer for a in added.answers.all()} == {"Taille de t-shirt": "L"}
+        assert sorted(p.amount for p in order.payments.all()) == [Decimal("15.00"), Decimal("37.00")]
+        assert order.expires > order.datetime  # never expires because of the change
+        assert LogEntry.objects.filter(action_type="pretix.event.order.changed.add", object_id=order.pk).count() == 2
+    ha_connected.orders[new["id"]]["meta"]["updatedAt"] = ha_now()
+    sync(linked)
+    sync(linked, full=True)
+    with scopes_disabled():
+        assert order.positions.count() == 3  # keyed on the item id: never added twice
+
+
+@pytest.mark.django_db
+def test_cancelled_item_of_a_free_order_is_caught_by_the_incremental_sync(linked, ha_connected):
+    free = ha_connected.add_order(PAYER, [{"tier": 14587203, "user": ("Lou", "Durand")}, {"tier": 14587203, "user": ("Léo", "Durand")}],
+                                  date=OLD)  # older than the overlap: only the update date says it changed
+    sync(linked)
+    with scopes_disabled():
+        order = orders_of(linked)[str(free["id"])]
+        assert order.status == Order.STATUS_PAID and order.positions.count() == 2 and not order.payments.exclude(provider="free").exists()
+    ha_connected.cancel_item(free["items"][1]["id"])  # a free order has no payment: only its items say so
+    report = sync(linked)
+    assert report.orders_cancelled == 1
+    with scopes_disabled():
+        assert [p.attendee_name for p in order.positions.all()] == ["Lou Durand"]
+    ha_connected.cancel_item(free["items"][0]["id"])
+    sync(linked)
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.status == Order.STATUS_CANCELED

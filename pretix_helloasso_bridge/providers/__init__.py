@@ -9,7 +9,7 @@ models, so another platform (Billetweb, Weezevent) is one more module in this pa
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 # position / order states in the neutral model
 VALID = "valid"
@@ -129,6 +129,19 @@ class RemoteOrder:
     positions: List[RemotePosition] = field(default_factory=list)
     payments: List[RemotePayment] = field(default_factory=list)
     form_ref: str = ""
+    #: opaque markers of this version of the order (e.g. its and its payments' update dates), compared with
+    #: :attr:`OrderChange.version`; not part of the order's data (left out of its repr, hence of its fingerprint)
+    versions: List[str] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class OrderChange:
+    """One row of the platform's "recently changed" listings: this order changed at ``updated``."""
+    order_id: str
+    order_date: Optional[datetime]
+    updated: Optional[datetime]
+    #: equal to one of :attr:`RemoteOrder.versions` once the engine has applied this change
+    version: str
 
 
 @dataclass
@@ -166,3 +179,13 @@ class Provider:
 
     def fetch_order(self, remote_id: str) -> RemoteOrder:
         raise NotImplementedError
+
+    def recent_changes(self, form_ref: str, not_before: datetime, pending: Callable[[List[OrderChange]], List[OrderChange]]
+                       ) -> Optional[List[OrderChange]]:
+        """
+        Changes of the form's orders (new orders, cancelled tickets, payments, refunds, chargebacks), newest first,
+        down to ``not_before``. ``pending`` gets each page of changes and returns those not applied yet; a page with
+        none ends the reading early (everything older was applied too). Returns the pending changes, or None when the
+        platform cannot list changes (the engine then re-reads the orders dated from ``not_before``).
+        """
+        return None

@@ -19,8 +19,8 @@ from pretix_integrations_core.httpclient import HttpClient, json_body
 from pretix_integrations_core.oauth import OAuth2ClientCredentials
 
 from . import (
-    CANCELED, CONTESTED, FAILED, PAID, PAYMENT_PENDING, PENDING, REFUNDED, VALID, OrderPage, Provider, RemoteAnswer, RemoteCatalog, RemoteForm, RemoteOrder,
-    RemotePayment, RemotePosition, RemoteProduct, RemoteQuestion, RemoteRefund,
+    CANCELED, CONTESTED, FAILED, PAID, PAYMENT_PENDING, PENDING, REFUNDED, VALID, OrderChange, OrderPage, Provider, RemoteAnswer, RemoteCatalog, RemoteForm,
+    RemoteOrder, RemotePayment, RemotePosition, RemoteProduct, RemoteQuestion, RemoteRefund,
 )
 
 SERVICE = "HelloAsso"
@@ -120,6 +120,12 @@ class HelloAssoClient:
         if continuation_token:
             params["continuationToken"] = continuation_token
         return self.get(f"/organizations/{org}/forms/{form_type}/{form_slug}/payments", operation="payments", params=params)
+
+    def form_items_by_update(self, org, form_type, form_slug, *, continuation_token=None):
+        params = {"pageSize": PAGE_SIZE, "sortOrder": "Desc", "sortField": "UpdateDate"}
+        if continuation_token:
+            params["continuationToken"] = continuation_token
+        return self.get(f"/organizations/{org}/forms/{form_type}/{form_slug}/items", operation="items", params=params)
 
     def order(self, order_id):
         return self.get(f"/orders/{int(order_id)}", operation="order")
@@ -233,27 +239,43 @@ class HelloAssoProvider(Provider):
                 return
             token = next_token
 
-    def updated_order_ids(self, form_ref, since) -> List[str]:
-        """Orders whose payments changed since ``since`` (refunds, chargebacks, installments of older orders)."""
+    def recent_changes(self, form_ref, not_before, pending) -> List[OrderChange]:
+        """
+        What changed, newest first: the form's items by update date (new orders, late orders, cancelled tickets, free
+        orders included) then its payments by update date (payments, installments, refunds, chargebacks of older orders).
+        Each listing stops at ``not_before``, or early on a page whose changes were all applied already, so a sync with
+        nothing new reads one page of each (see :meth:`Provider.recent_changes`).
+        """
         form_type, slug = self.split_ref(form_ref)
-        ids, token = [], None
-        for _page in range(1000):
-            page = self.client.form_payments_by_update(self.org, form_type, slug, continuation_token=token)
-            data = page.get("data") or []
-            if not data:
-                break
-            for payment in data:
-                updated = parse_date((payment.get("meta") or {}).get("updatedAt")) or parse_date(payment.get("date"))
-                if updated and since and updated < since:
-                    return ids
-                oid = str((payment.get("order") or {}).get("id") or "")
-                if oid and oid not in ids:
-                    ids.append(oid)
-            token = (page.get("pagination") or {}).get("continuationToken")
-            # a short page is the last one (saves the call for the empty page of a sync with nothing new)
-            if not token or len(data) < PAGE_SIZE:
-                break
-        return ids
+        result = []
+        for listing, change in ((self.client.form_items_by_update, self._item_change), (self.client.form_payments_by_update, self._payment_change)):
+            token = None
+            for _page in range(1000):
+                page = listing(self.org, form_type, slug, continuation_token=token)
+                data = page.get("data") or []
+                changes = [change(row) for row in data]
+                recent = [c for c in changes if not (c.updated and not_before and c.updated < not_before)]
+                todo = pending(recent) if recent else []
+                result += todo
+                token = (page.get("pagination") or {}).get("continuationToken")
+                # older than the window, nothing left to apply on this page, a short page (the last one) or no token: done
+                if len(recent) < len(changes) or not todo or not token or len(data) < PAGE_SIZE:
+                    break
+        return result
+
+    @staticmethod
+    def _item_change(row) -> OrderChange:
+        order = row.get("order") or {}
+        updated = (order.get("meta") or {}).get("updatedAt") or ""
+        return OrderChange(order_id=str(order.get("id") or ""), order_date=parse_date(order.get("date")), updated=parse_date(updated),
+                           version=f"o@{updated}")
+
+    @staticmethod
+    def _payment_change(row) -> OrderChange:
+        order = row.get("order") or {}
+        updated = (row.get("meta") or {}).get("updatedAt") or ""
+        return OrderChange(order_id=str(order.get("id") or ""), order_date=parse_date(order.get("date")),
+                           updated=parse_date(updated) or parse_date(row.get("date")), version=f"p{row.get('id')}@{updated}")
 
     def fetch_order(self, remote_id) -> RemoteOrder:
         return self.map_order(self.client.order(remote_id))
@@ -298,6 +320,8 @@ class HelloAssoProvider(Provider):
             company=payer.get("company") or "", street=payer.get("address") or "", zipcode=payer.get("zipCode") or "",
             city=payer.get("city") or "", country=alpha2(payer.get("country")), total=cents(amount.get("total")),
             positions=positions, payments=payments, form_ref=f"{o.get('formType', '')}/{o.get('formSlug', '')}",
+            versions=[f"o@{(o.get('meta') or {}).get('updatedAt') or ''}"] + [f"p{p.get('id')}@{(p.get('meta') or {}).get('updatedAt') or ''}"
+                                                                              for p in o.get("payments") or []],
         )
 
     @staticmethod

@@ -19,6 +19,11 @@ Fake DocuSeal API, after ``shared/docs/crm-apis.md`` §2 and the checklist in §
 - Lists: ``{"data": […], "pagination": {"count", "next", "prev"}}``, ids descending, ``limit`` (default 10,
   max 100), ``after=X`` -> ids < X, ``before=X`` -> ids > X, as the code does (§2.4). Unknown ids: 404 ``{"status": 404}``.
 
+The signing form (§2.3: ``embed_src`` = ``https://<host>/s/<slug>``, served at the host's root, without the API key):
+``GET /s/<slug>`` shows a plain page (the submitter is "opened"), ``POST /s/<slug>/sign`` completes it and
+``POST /s/<slug>/decline`` declines it. When :attr:`webhook_url` is set, each of these sends the matching signed
+``form.*`` webhook (§2.5) to it in the background, as DocuSeal does after the signer's action.
+
 Test helpers: :meth:`add_template`, :meth:`open_submitter`, :meth:`complete_submitter`, :meth:`decline_submitter`,
 :meth:`event_data`, :meth:`build_webhook` / :meth:`send_webhook` (§2.5: ``{"event_type", "timestamp", "data"}``,
 the custom secret header and ``X-Docuseal-Signature: <unix ts>.<hex>``, with knobs for a stale timestamp, a wrong
@@ -26,6 +31,7 @@ key, a missing signature or a missing/wrong custom header; ``hmac_secret=None`` 
 """
 import dataclasses
 import datetime
+import html
 import itertools
 import json
 import re
@@ -34,7 +40,7 @@ import threading
 import time
 
 from ..webhooks import sign
-from .fakeserver import FakeServer, deliver, json_response, route
+from .fakeserver import FakeServer, deliver, json_response, route, text_response
 
 DEMO_API_KEY = "demo-docuseal-api-key"
 DEMO_TOKEN = DEMO_API_KEY  # the name demo/simulators.py looks for
@@ -70,6 +76,9 @@ class FakeDocuSeal(FakeServer):
         self._ids = {"template": itertools.count(DEMO_TEMPLATE_ID), "submission": itertools.count(5001), "submitter": itertools.count(7001),
                      "event": itertools.count(9001)}
         self._state_lock = threading.RLock()
+        #: where the ``form.*`` webhooks of the signing page go (None: nowhere); the demo points it at pretix
+        self.webhook_url = None
+        self.webhook_deliveries = []
         if seed:
             self.add_template("Workshop participation agreement", roles=("First Party",), fields=("Full Name", "Ticket", "Signature"),
                               external_id="workshop-agreement")
@@ -81,6 +90,8 @@ class FakeDocuSeal(FakeServer):
         return self.url + self.base_path
 
     def dispatch(self, req):
+        if req.path.startswith("/s/"):  # the signer's page: on the host's root, no API key
+            return self.signing_page(req)
         if self.base_path:
             if not req.path.startswith(self.base_path + "/"):
                 return _not_found()
@@ -332,6 +343,52 @@ class FakeDocuSeal(FakeServer):
     def get_template(self, req):
         template = self.templates.get(int(req.match.group("id")))
         return json_response(template) if template else _not_found()
+
+    # -- the signer's page (§2.3 embed_src) ---------------------------------------------------------------
+
+    def signing_page(self, req):
+        m = re.fullmatch(r"/s/(?P<slug>[A-Za-z0-9_-]+)(?:/(?P<action>sign|decline))?/?", req.path)
+        with self._state_lock:
+            sid = next((i for i, s in self.submitters.items() if m and s["slug"] == m.group("slug")), None)
+            if sid is None:
+                return text_response("Not found", status=404)
+            action = m.group("action")
+            if req.method == "GET" and not action:
+                if self.submitters[sid]["status"] in ("sent", "awaiting"):
+                    self.open_submitter(sid)
+                    self._notify("form.viewed", sid)
+            elif req.method == "POST" and action == "sign":
+                if self.submitters[sid]["status"] not in ("completed", "declined"):
+                    self.complete_submitter(sid)
+                    self._notify("form.completed", sid)
+            elif req.method == "POST" and action == "decline":
+                if self.submitters[sid]["status"] not in ("completed", "declined"):
+                    self.decline_submitter(sid, reason="Declined on the simulator's page")
+                    self._notify("form.declined", sid)
+            else:
+                return text_response("Method not allowed", status=405)
+            s = self.submitters[sid]
+            sub = self.submissions[s["submission_id"]]
+        name = html.escape(s.get("name") or s.get("email") or "")
+        if s["status"] in ("completed", "declined"):
+            body = f"<p>{html.escape(s['status'].capitalize())}.</p>"
+        else:
+            base = f"/s/{s['slug']}"
+            body = (f'<form method="post" action="{base}/sign"><button type="submit">Sign</button></form>'
+                    f'<form method="post" action="{base}/decline"><button type="submit">Decline</button></form>')
+        page = (f"<!DOCTYPE html><html><head><title>{html.escape(self.label)}</title></head><body>"
+                f"<p><strong>{html.escape(self.label)}</strong></p><h1>{html.escape(sub['name'])}</h1><p>{name}</p>{body}</body></html>")
+        return text_response(page, content_type="text/html; charset=utf-8")
+
+    def _notify(self, event_type, submitter_id):
+        url = self.webhook_url
+        if not url:
+            return
+        body, headers = self.build_webhook(event_type, self.event_data(event_type, submitter_id))
+
+        def send():
+            self.webhook_deliveries.append(deliver(url, body, headers))
+        threading.Thread(target=send, daemon=True).start()
 
     # -- webhooks (§2.5) ---------------------------------------------------------------------------
 

@@ -13,10 +13,12 @@ Fake Invoice Ninja v5 API, after ``shared/docs/crm-apis.md`` §3 and the checkli
   ``id_number``, ``number``, ``name``; ``id_number``/``number`` unique -> 422.
 - Invoices (§3.5): create/update with computed totals (``uses_inclusive_taxes``), ``number`` unique even
   against archived or deleted ones -> 422 ``errors.number``; triggered actions ``mark_sent``, ``paid``
-  (query or body); ``GET /invoices/{id}/{action}`` and ``POST /invoices/bulk``; PDF from
+  (query or body); ``GET /invoices/{id}/{action}`` and ``POST /invoices/bulk`` (``cancel`` drops the open balance of
+  a sent or partially paid invoice, status 5); PDF from
   ``/invoices/{id}/download`` and ``/invoice/{invitation_key}/download`` (``application/pdf``, ``%PDF-``).
 - Payments (§3.6): ``idempotency_key`` (≤ 64 chars, unique -> 422 ``errors.idempotency_key``), the 1-second
-  duplicate guard (same client and amount -> 400 ``Duplicate request``), ``POST /payments/refund``.
+  duplicate guard (same client and amount -> 400 ``Duplicate request``), ``POST /payments/refund``; payments carry
+  ``currency_id`` (Invoice Ninja's currency id, the client's currency unless given).
 - ``GET``, ``DELETE`` (soft delete) and lists for every entity type.
 - Webhooks (§3.7): ``POST /webhooks`` registers; :meth:`fire` POSTs the bare entity JSON (no envelope, no event
   name, **no signature**, only the subscription's custom headers) and deletes a subscription whose target answers
@@ -383,6 +385,10 @@ class FakeInvoiceNinja(FakeServer):
                 self._pay(invoice, invoice["balance"])
         elif action == "mark_sent":
             self._mark_sent(invoice)
+        elif action == "cancel":
+            # sent or partially paid invoices only (others are skipped): the open balance is dropped, payments stay
+            if not invoice["is_deleted"] and invoice["status_id"] in ("2", "3"):
+                invoice.update(status_id="5", balance=0)
         elif action in ("email", "send_email"):
             self._mark_sent(invoice)
             for inv in invoice["invitations"]:
@@ -433,7 +439,8 @@ class FakeInvoiceNinja(FakeServer):
                                          "applied": round(sum(a for _, a in allocations), 2), "refunded": 0, "status_id": "4", "is_manual": True,
                                          "transaction_reference": body.get("transaction_reference") or "", "type_id": str(body.get("type_id") or "1"),
                                          "date": body.get("date") or datetime.date.today().isoformat(), "private_notes": body.get("private_notes") or "",
-                                         "idempotency_key": body.get("idempotency_key"), "paymentables": []})
+                                         "idempotency_key": body.get("idempotency_key"), "paymentables": [],
+                                         "currency_id": str(body.get("currency_id") or client["settings"].get("currency_id") or "")})
         for invoice, part in allocations:
             self._mark_sent(invoice)
             invoice.update(balance=round(invoice["balance"] - part, 2), paid_to_date=round(invoice["paid_to_date"] + part, 2), updated_at=int(time.time()))
