@@ -245,6 +245,67 @@ def configure_calendly(organizer, api_url, token=None):
         config.set_global("calendly_client_secret", DEMO_CLIENT_SECRET)
 
 
+# -- CRM bridge: the organiser connected to the Mautic and Invoice Ninja simulators, the demo event feeding them --------
+
+#: what the demo event sends to the simulators: ids that exist in them (FakeMautic's segment 1 "pretix buyers" for
+#: every order, campaign 1 "Welcome" for a first purchase)
+CRM_DEMO_EVENT_SETTINGS = {
+    "mautic": {"pretix_crm_bridge_mautic_enabled": True, "pretix_crm_bridge_mautic_segments_placed": "1",
+               "pretix_crm_bridge_mautic_campaigns_welcome": "1"},
+    "invoiceninja": {"pretix_crm_bridge_invoiceninja_enabled": True},
+}
+#: set on the demo event once it was made to feed a system: what the organiser changes later is kept
+CRM_DEMO_MARK = "pretix_crm_bridge_demo_fed_{system}"
+
+
+def _crm_connection(organizer, system, url):
+    """(setting keys and plain values, secret key, secret value) of the organiser's connection to a CRM simulator."""
+    from pretix_crm_bridge import config
+    if system == "mautic":
+        from pretix_integrations_core.testing.mautic import DEMO_PASSWORD, DEMO_USERNAME
+        return ({config.MAUTIC_URL: url, config.MAUTIC_AUTH: config.AUTH_BASIC, config.MAUTIC_USERNAME: DEMO_USERNAME},
+                config.MAUTIC_PASSWORD, DEMO_PASSWORD)
+    from pretix_integrations_core.testing.invoiceninja import DEMO_API_TOKEN
+    return {config.NINJA_URL: url}, config.NINJA_TOKEN, DEMO_API_TOKEN
+
+
+def configure_crm(organizer, system, url):
+    """
+    Connect the demo organiser to the ``system`` simulator at ``url`` (as the organiser's CRM connections page
+    stores it: the credential encrypted), and make the demo event feed it, once. An organiser who pointed the
+    connection elsewhere keeps their own; nothing is re-encrypted at every start.
+    """
+    plain, secret_key, secret_value = _crm_connection(organizer, system, url)
+    s = organizer.settings
+    url_key = next(iter(plain))
+    if s.get(url_key, as_type=str) and s.get(url_key, as_type=str) != url:
+        return  # the organiser connected their own instance: leave it alone
+    for key, value in plain.items():
+        if s.get(key, as_type=str, default="") != value:
+            s.set(key, value)
+    try:
+        current = crypto.get_secret(s, secret_key)
+    except crypto.SecretUndecryptable:
+        current = None
+    if current != secret_value:
+        crypto.set_secret(s, secret_key, secret_value)
+    with scopes_disabled():
+        event = Event.objects.filter(organizer=organizer, slug=EVENT_SLUG).first()
+    mark = CRM_DEMO_MARK.format(system=system)
+    if event is not None and not event.settings.get(mark, as_type=bool, default=False):
+        for key, value in CRM_DEMO_EVENT_SETTINGS[system].items():
+            event.settings.set(key, value)
+        event.settings.set(mark, True)
+
+
+def configure_mautic(organizer, api_url, token=None):
+    configure_crm(organizer, "mautic", api_url)
+
+
+def configure_invoiceninja(organizer, api_url, token=None):
+    configure_crm(organizer, "invoiceninja", api_url)
+
+
 def configure_docuseal(organizer, api_url, token=None):
     """
     Connect the demo organiser to the DocuSeal simulator (API key and webhook signing secret stored encrypted, as the

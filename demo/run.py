@@ -328,6 +328,10 @@ def banner(objs, sims, skipped, mail, startup):
             if options.get("slow_cards"):
                 out.append(f"             slow card: {', '.join(options['slow_cards'])} (answers after "
                            f"{options.get('slow_delay', 5):g} s, longer than the card check waits: APRAS looks unavailable)")
+        if sim.spec.key in ("mautic", "invoiceninja"):
+            out.append(f"             the demo event feeds it: mark an order paid, within {PERIODIC_INTERVAL} s the "
+                       f"{'contact (if the buyer ticked the consent box)' if sim.spec.key == 'mautic' else 'invoice'} shows in this console and on "
+                       "the order page")
     for spec in skipped:
         out.append(f"   (no simulator yet for {spec.service})")
     out += [

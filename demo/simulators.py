@@ -53,8 +53,9 @@ SIMULATORS = [
     Simulator("calendly", "Calendly", _KIT + "calendly", "FakeCalendly", 8083,
               configure="demo.bootstrap:configure_calendly", options={"demo": True}),
     Simulator("docuseal", "DocuSeal", _KIT + "docuseal", "FakeDocuSeal", 8084, configure="demo.bootstrap:configure_docuseal"),
-    Simulator("invoiceninja", "Invoice Ninja", (_KIT + "invoiceninja", _KIT + "invoice_ninja"), "FakeInvoiceNinja", 8085),
-    Simulator("mautic", "Mautic", _KIT + "mautic", "FakeMautic", 8086),
+    Simulator("invoiceninja", "Invoice Ninja", (_KIT + "invoiceninja", _KIT + "invoice_ninja"), "FakeInvoiceNinja", 8085,
+              configure="demo.bootstrap:configure_invoiceninja"),
+    Simulator("mautic", "Mautic", _KIT + "mautic", "FakeMautic", 8086, configure="demo.bootstrap:configure_mautic"),
     Simulator("billetweb", "Billetweb", _KIT + "billetweb", "FakeBilletweb", 8087, configure="demo.bootstrap:configure_billetweb"),
     Simulator("weezevent", "Weezevent", _KIT + "weezevent", "FakeWeezevent", 8088, configure="demo.bootstrap:configure_weezevent"),
 ]

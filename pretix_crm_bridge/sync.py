@@ -7,6 +7,7 @@ first (Mautic: the email, which ``/contacts/new`` deduplicates on; Invoice Ninja
 invoice ``number``, the payment's ``idempotency_key``), so running a job twice, or again after an answer was lost,
 creates nothing twice. HTTP failures become pretix's sync errors in the core (:mod:`pretix_integrations_core.datasync`).
 """
+import hashlib
 import json
 from datetime import timedelta
 from functools import cached_property
@@ -19,9 +20,9 @@ from django_countries import countries
 from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, UnrecoverableSyncError, datasync_providers
 from pretix.base.datasync.sourcefields import ORDER
 from pretix.base.models import InvoiceAddress, Order, OrderFee, OrderPayment, OrderRefund
-from pretix.base.models.datasync import OrderSyncResult
+from pretix.base.models.datasync import OrderSyncQueue, OrderSyncResult
 
-from pretix_integrations_core.datasync import HttpSyncProviderMixin
+from pretix_integrations_core.datasync import HttpRecoverableSyncError, HttpSyncProviderMixin
 from pretix_integrations_core.errors import ServiceRateLimited, ServiceRejected
 
 from . import config
@@ -170,9 +171,13 @@ class MauticSync(CrmSyncProvider):
         if reminded:
             segments += reminder
         segments = list(dict.fromkeys(segments))
-        for segment in segments:  # membership is idempotent in Mautic
-            self.client.add_to_segment(segment, contact["id"])
         previous = self.previous_result(order)
+        # segments an earlier sync of this order already added this contact to are not added again (one call less per
+        # job; membership is idempotent in Mautic, and an organiser who took the contact out of one meanwhile is obeyed)
+        added = set(previous.sync_info.get("segments") or []) if previous and previous.sync_info.get("contact_id") == contact["id"] else set()
+        for segment in segments:
+            if segment not in added:
+                self.client.add_to_segment(segment, contact["id"])
         if order.status == order.STATUS_PAID and previous and previous.sync_info.get("reminded"):
             for segment in reminder:
                 if segment not in segments:
@@ -227,6 +232,15 @@ class InvoiceNinjaSync(CrmSyncProvider):
     def client(self):
         return config.invoiceninja_client(self.event.organizer)
 
+    def sync_order(self, order):
+        # an earlier attempt of this job failed: requests it sent may have arrived without an answer, so this attempt
+        # looks every object up before creating it
+        self._retrying = OrderSyncQueue.objects.filter(order=order, sync_provider=self.identifier, failed_attempts__gt=0).exists()
+        return super().sync_order(order)
+
+    def previous_result(self, order, mapping_id):
+        return OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=mapping_id).first()
+
     def sync_object_with_properties(self, external_id_field, id_value, properties, inputs, mapping, mapped_objects, **kwargs):
         order = inputs[ORDER]
         if mapping.id == self.MAPPING_CLIENT:
@@ -259,9 +273,21 @@ class InvoiceNinjaSync(CrmSyncProvider):
                 fields["country_id"] = str(numeric)
         return {k: v for k, v in fields.items() if v}
 
+    @staticmethod
+    def client_fingerprint(key, fields):
+        return hashlib.sha256(json.dumps([key, fields], sort_keys=True).encode()).hexdigest()[:16]
+
     def sync_client(self, order):
         key = self.client_key(order)
         fields = self.client_fields(order)
+        fingerprint = self.client_fingerprint(key, fields)
+        previous = self.previous_result(order, self.MAPPING_CLIENT)
+        if previous and previous.sync_info.get("client_id") and previous.sync_info.get("fingerprint") == fingerprint:
+            # an earlier job of this order found or created this client with the same details: nothing to read or send
+            # again (if the client was deleted in Invoice Ninja meanwhile, creating the invoice fails and the next
+            # attempt looks the client up afresh, see sync_invoice)
+            return {"action": "nothing_to_do", "client_id": previous.sync_info["client_id"], "fingerprint": fingerprint,
+                    "external_link_href": previous.external_link_href, "external_link_display_name": previous.external_link_display_name}
         existing = self.client.find_client(key)
         action = "nothing_to_do"
         if existing is None:
@@ -284,7 +310,7 @@ class InvoiceNinjaSync(CrmSyncProvider):
             # without "contacts" in the body, Invoice Ninja leaves the client's contacts alone
             existing, action = self.client.update_client(existing["id"], fields), "update"
         return {
-            "action": action, "client_id": existing["id"],
+            "action": action, "client_id": existing["id"], "fingerprint": fingerprint,
             "external_link_href": self.client.client_url(existing["id"]),
             "external_link_display_name": _("Invoice Ninja client {name}").format(name=existing.get("display_name") or existing.get("name") or key),
         }
@@ -310,10 +336,19 @@ class InvoiceNinjaSync(CrmSyncProvider):
         return lines
 
     def sync_invoice(self, order, client_id):
-        previous = OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=self.MAPPING_INVOICE).first()
+        """
+        The order's invoice, created once, and its payments.
+
+        The invoice is looked up by its number first whenever an earlier sync of this order ran or an earlier attempt of
+        this job failed (a lost answer may have created it). On a first attempt nothing can exist yet, and the number
+        is unique in Invoice Ninja anyway (a second create gets a 422, then the invoice is looked up), so the lookup is
+        skipped: a paid order costs two calls, the invoice and the payment.
+        """
+        previous = self.previous_result(order, self.MAPPING_INVOICE)
         # an invoice sent while the order was pending keeps its number when pretix invoices the payment later
         number = (previous.sync_info.get("number") if previous else None) or self.invoice_number(order)
-        invoice = self.client.find_invoice(number)
+        must_look = self._retrying or previous is not None
+        invoice = self.client.find_invoice(number) if must_look else None
         action = "nothing_to_do"
         if invoice is None:
             paid = order.payments.filter(state=OrderPayment.PAYMENT_STATE_CONFIRMED).order_by("-payment_date").first()
@@ -325,7 +360,14 @@ class InvoiceNinjaSync(CrmSyncProvider):
                 invoice = self.client.create_invoice(body, send_email=self.event.settings.get(config.NINJA_SEND_EMAIL, as_type=bool))
                 action = "create"
             except ServiceRejected as e:
-                if not (e.status == 422 and "number" in ((e.payload or {}).get("errors") or {})):
+                errors = (e.payload or {}).get("errors") or {}
+                if e.status == 422 and "client_id" in errors:
+                    # the client known from an earlier job is gone (deleted or merged in Invoice Ninja): forget it, and
+                    # let the next attempt look it up again (and say so if it was deleted)
+                    OrderSyncResult.objects.filter(order=order, sync_provider=self.identifier, mapping_id=self.MAPPING_CLIENT).delete()
+                    msg = _("Invoice Ninja no longer accepts the client of this order; the next attempt looks it up again.")
+                    raise HttpRecoverableSyncError([msg], msg) from None
+                if not (e.status == 422 and "number" in errors):
                     raise
                 invoice = self.client.find_invoice(number)  # created by an earlier attempt whose answer was lost
                 if invoice is None:

@@ -34,8 +34,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def broker_url():
-    """The cache's redis server, another database number for the broker."""
-    return re.sub(r"/\d*$", "", REDIS.rstrip("/")) + "/14"
+    """The cache's redis server, another database number for the broker (14, or ``TESTS_WORKER_BROKER_DB``)."""
+    return re.sub(r"/\d*$", "", REDIS.rstrip("/")) + "/" + os.environ.get("TESTS_WORKER_BROKER_DB", "14")
 
 
 @pytest.fixture

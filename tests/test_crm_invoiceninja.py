@@ -62,9 +62,9 @@ def test_paid_order_client_invoice_payment_once(ninja_event, item, fake_invoicen
     pay(order)
     fake_invoiceninja.reset()
     run_queue(django_capture_on_commit_callbacks)
-    # client lookup, invoice lookup, invoice, payment: no other call
-    assert [(r.method, r.path) for r in fake_invoiceninja.requests] == [
-        ("GET", "/api/v1/clients"), ("GET", "/api/v1/invoices"), ("POST", "/api/v1/invoices"), ("POST", "/api/v1/payments")]
+    # the client is known from the "order placed" job with the same details, and on a first attempt the invoice number
+    # (unique in Invoice Ninja) guards the create: the invoice and the payment, no other call
+    assert [(r.method, r.path) for r in fake_invoiceninja.requests] == [("POST", "/api/v1/invoices"), ("POST", "/api/v1/payments")]
     [invoice] = entities(fake_invoiceninja, "invoices")
     assert invoice["number"] == order.full_code and invoice["po_number"] == order.code
     assert invoice["uses_inclusive_taxes"] is True
@@ -84,7 +84,38 @@ def test_paid_order_client_invoice_payment_once(ninja_event, item, fake_invoicen
     InvoiceNinjaSync.enqueue_order(order, "manual")
     run_queue(django_capture_on_commit_callbacks)
     assert [len(entities(fake_invoiceninja, k)) for k in ("clients", "invoices", "payments")] == [1, 1, 1]
-    assert [(r.method, r.path) for r in fake_invoiceninja.requests] == [("GET", "/api/v1/clients"), ("GET", "/api/v1/invoices")]
+    assert [(r.method, r.path) for r in fake_invoiceninja.requests] == [("GET", "/api/v1/invoices")]  # a re-run looks the invoice up
+
+    # the buyer's address changed: the client is looked up and updated, the invoice stays
+    with scopes_disabled():
+        from pretix.base.models import InvoiceAddress
+        InvoiceAddress.objects.create(order=order, name_parts={"_scheme": "full", "full_name": "Jane Doe"}, street="1 rue Neuve", city="Lyon")
+    fake_invoiceninja.reset()
+    InvoiceNinjaSync.enqueue_order(order, "order_modified")
+    run_queue(django_capture_on_commit_callbacks)
+    assert [(r.method, r.path) for r in fake_invoiceninja.requests] == [
+        ("GET", "/api/v1/clients"), ("PUT", f"/api/v1/clients/{clients[0]['id']}"), ("GET", "/api/v1/invoices")]
+    assert entities(fake_invoiceninja, "clients")[0]["city"] == "Lyon"
+
+
+@pytest.mark.django_db
+def test_client_deleted_between_two_jobs_is_looked_up_again(ninja_event, item, fake_invoiceninja, django_capture_on_commit_callbacks):
+    order = make_order(ninja_event, item)
+    with scope(organizer=ninja_event.organizer):
+        from pretix.base.signals import order_placed
+        order_placed.send(ninja_event, order=order)
+    run_queue(django_capture_on_commit_callbacks)
+    [client] = entities(fake_invoiceninja, "clients")
+    client["is_deleted"] = True  # deleted in Invoice Ninja after the "order placed" job
+    pay(order)
+    run_queue(django_capture_on_commit_callbacks)
+    [row] = queue_rows(order, P)
+    assert row.failed_attempts == 1 and row.need_manual_retry is None  # the invoice was refused: retried, client forgotten
+    assert 1 not in results(order, P)
+    run_queue(django_capture_on_commit_callbacks)
+    [row] = queue_rows(order, P)
+    assert row.need_manual_retry is not None and "was deleted in Invoice Ninja" in log_actions(order)[-1][1]["error"][0]
+    assert entities(fake_invoiceninja, "invoices") == []
 
 
 @pytest.mark.django_db

@@ -62,9 +62,13 @@ def test_contact_upsert_tags_segments_and_no_duplicate(client, crm_event, item, 
     assert queue_rows(order, P) == []
 
     pay(order)
+    fake_mautic.reset()
     run_queue(django_capture_on_commit_callbacks)
     assert len(fake_mautic.contacts) == 1  # updated, not duplicated
     assert fake_mautic.segments[2]["members"] == {c["id"]}
+    # the "order placed" segment was added by the first job: only the contact update and the new segment
+    assert [r.path for r in fake_mautic.requests] == ["/api/contacts/new", f"/api/segments/2/contact/{c['id']}/add"]
+    assert results(order, P)[1].sync_info["segments"] == [1, 2]
 
     # the same sync once more (e.g. "Sync now"): still one contact
     MauticSync.enqueue_order(order, "manual")

@@ -247,3 +247,74 @@ def test_demo_billetweb_and_weezevent_simulators_and_events_import(key, client):
         assert "works" in r.content.decode() or "fonctionne" in r.content.decode()
     with scopes_disabled():
         assert RemoteObject.objects.filter(event=event, kind="order").count() == 5
+
+
+def test_demo_organiser_is_connected_to_the_crm_simulators_and_a_paid_order_reaches_them(client, django_capture_on_commit_callbacks):
+    from pretix.base.models import Order
+
+    from demo.bootstrap import configure_invoiceninja, configure_mautic
+    from pretix_crm_bridge import config
+    from pretix_crm_bridge.sync import InvoiceNinjaSync, MauticSync
+    from pretix_integrations_core.testing.invoiceninja import DEMO_API_TOKEN, FakeInvoiceNinja
+    from pretix_integrations_core.testing.mautic import DEMO_PASSWORD, FakeMautic
+    from tests.crm_utils import make_order, pay, run_queue
+
+    specs = {s.key: s for s in simulators.SIMULATORS}
+    assert specs["mautic"].configure == "demo.bootstrap:configure_mautic" and specs["mautic"].port == 8086
+    assert specs["invoiceninja"].configure == "demo.bootstrap:configure_invoiceninja" and specs["invoiceninja"].port == 8085
+    objs = bootstrap_demo()
+    with FakeMautic() as mautic, FakeInvoiceNinja() as ninja:  # the demo's simulators, on free ports
+        configure_mautic(objs.organizer, mautic.url)
+        configure_invoiceninja(objs.organizer, ninja.url)
+        s = objs.organizer.settings
+        # the demo organiser is connected: URLs set, credentials encrypted as the connections page stores them
+        assert config.mautic_configured(objs.organizer) and config.invoiceninja_configured(objs.organizer)
+        assert s.get(config.MAUTIC_URL) == mautic.url and s.get(config.NINJA_URL) == ninja.url
+        stored = s.get(config.NINJA_TOKEN, as_type=str)
+        assert crypto.is_encrypted(stored) and DEMO_API_TOKEN not in stored
+        assert crypto.get_secret(s, config.MAUTIC_PASSWORD) == DEMO_PASSWORD
+        configure_invoiceninja(objs.organizer, ninja.url)  # at the next start: nothing re-encrypted
+        s.flush()
+        assert s.get(config.NINJA_TOKEN, as_type=str) == stored
+        # the demo event feeds both, with a segment and a campaign that exist in the simulator
+        es = objs.event.settings
+        assert es.get(config.MAUTIC_ENABLED, as_type=bool) and es.get(config.NINJA_ENABLED, as_type=bool)
+        assert config.segment_ids(es.get(config.MAUTIC_SEGMENTS_PLACED)) == [1] and 1 in mautic.segments
+        assert config.segment_ids(es.get(config.MAUTIC_CAMPAIGNS_WELCOME)) == [1] and 1 in mautic.campaigns
+        es.set(config.MAUTIC_ENABLED, False)  # the organiser switched Mautic off: a restart keeps that
+        configure_mautic(objs.organizer, mautic.url)
+        assert not objs.event.settings.get(config.MAUTIC_ENABLED, as_type=bool)
+        es.set(config.MAUTIC_ENABLED, True)
+
+        assert client.login(email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+        for system in ("mautic", "invoiceninja"):
+            r = client.post(f"/control/organizer/demo/crm/test/{system}/", follow=True)
+            assert r.status_code == 200 and "alert-success" in r.content.decode()
+
+        # a demo order marked paid reaches both simulators (pretix's periodic run drains the queue in the demo)
+        with scopes_disabled():
+            item = objs.event.items.get(default_price=Decimal("16.00"))
+        console = []
+        mautic.log = ninja.log = console.append  # as the demo's console
+        order = make_order(objs.event, item, email="camille@example.org", name=("Camille", "Martin"))
+        pay(order)
+        run_queue(django_capture_on_commit_callbacks)
+        assert any(line.startswith("[Invoice Ninja simulator] invoice DEMO-") and "created: 16.00" in line for line in console)
+        assert any(line.startswith("[Invoice Ninja simulator] payment") for line in console)
+        assert "[Mautic simulator] contact #1 added to segment 'pretix buyers' (200)" in console
+        assert order.status == Order.STATUS_PAID
+        [contact] = mautic.contacts.values()
+        assert contact["values"]["email"] == "camille@example.org" and mautic.segments[1]["members"] == {contact["id"]}
+        [invoice] = ninja.store["invoices"].values()
+        assert invoice["status_id"] == "4" and len(ninja.store["payments"]) == 1
+        page = client.get(f"/control/event/demo/demo/orders/{order.code}/").content.decode()
+        assert f"{mautic.url}/s/contacts/view/{contact['id']}" in page and f"{ninja.url}/invoices/{invoice['id']}/edit" in page
+        # the links open the simulators' pages
+        import urllib.request
+        with urllib.request.urlopen(f"{ninja.url}/invoices/{invoice['id']}/edit") as resp:
+            assert order.code in resp.read().decode()
+        with urllib.request.urlopen(f"{mautic.url}/s/contacts/view/{contact['id']}") as resp:
+            assert "camille@example.org" in resp.read().decode()
+        with scopes_disabled():
+            from pretix.base.models.datasync import OrderSyncResult
+            assert OrderSyncResult.objects.filter(order=order, sync_provider__in=(MauticSync.identifier, InvoiceNinjaSync.identifier)).count() == 3

@@ -10,6 +10,9 @@ recorded (method, path, query, headers, raw body). Faults can be scripted per ro
     server.fail_next(malformed=True)     # 200 with a body that is not valid JSON
     server.fail_next(status=429, headers={"Retry-After": "2"})
 
+``latency`` (seconds, a constructor argument or attribute) delays every answer, as a remote service would
+(the benchmarks use 0.02); scripted delays come on top.
+
 Subclasses declare routes with the :func:`route` decorator; handlers get a :class:`Request` and return
 a :class:`Response` (use :func:`json_response`, :func:`text_response`, :func:`redirect_response`).
 
@@ -184,7 +187,9 @@ class FakeServer:
     #: tells it. None (tests) prints nothing.
     log = None
 
-    def __init__(self, host="127.0.0.1", port=0):
+    def __init__(self, host="127.0.0.1", port=0, latency=0.0):
+        #: seconds added before every answer (a remote service's round trip); 0 answers at once
+        self.latency = latency
         self.requests = []
         self._faults = []
         self._lock = threading.Lock()
@@ -313,6 +318,8 @@ class FakeServer:
                 with server._lock:
                     server.requests.append(req)
                 fault = server._take_fault(req.method, req.path)
+                if server.latency:
+                    time.sleep(server.latency)
                 if fault and fault.delay:
                     time.sleep(fault.delay)
                 if fault and fault.drop:

@@ -25,6 +25,7 @@ Fake Invoice Ninja v5 API, after ``shared/docs/crm-apis.md`` §3 and the checkli
   404/405/410; :meth:`send_webhook` posts to any URL. Deliveries are not retried, nor fired automatically.
 """
 import datetime
+import html
 import itertools
 import json
 import re
@@ -76,6 +77,7 @@ def _msg(message, status):
 
 class FakeInvoiceNinja(FakeServer):
     label = "Invoice Ninja simulator (not the real Invoice Ninja)"
+    log_name = "Invoice Ninja simulator"
 
     def __init__(self, *args, api_token=DEMO_API_TOKEN, duplicate_window=1.0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -88,6 +90,8 @@ class FakeInvoiceNinja(FakeServer):
     # -- plumbing ----------------------------------------------------------------------------------
 
     def dispatch(self, req):
+        if req.method == "GET" and not req.path.startswith("/api/"):
+            return super().dispatch(req)  # the pages a person opens (the demo): no API token
         if req.header("X-API-TOKEN") != self.api_token:
             return json_response({"message": "Invalid token", "errors": {}}, status=403)
         resp = super().dispatch(req)
@@ -98,6 +102,67 @@ class FakeInvoiceNinja(FakeServer):
             return text_response(f"<!DOCTYPE html><html><body><h1>{resp.status}</h1></body></html>", status=resp.status,
                                  content_type="text/html; charset=UTF-8")
         return resp
+
+    # -- what a person sees (the demo): the client and invoice pages the CRM bridge links to, the console lines ----
+
+    def _page(self, title, body, status=200):
+        return text_response(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.label)}</title></head><body>"
+                             f"<p><b>{html.escape(self.label)}</b></p><h1>{html.escape(title)}</h1>{body}</body></html>",
+                             status=status, content_type="text/html; charset=utf-8")
+
+    @route("GET", r"/clients/(?P<id>[^/]+)")
+    def client_page(self, req):
+        with self._state_lock:
+            client = self.store["clients"].get(decode_id(req.match.group("id")))
+            if client is None:
+                return self._page("Client not found", "", status=404)
+            invoices = [i for i in self.store["invoices"].values() if i["client_id"] == client["id"]]
+            contacts = ", ".join(f"{c.get('first_name', '')} {c.get('last_name', '')} <{c.get('email', '')}>" for c in client["contacts"])
+            rows = "".join(f"<li><a href='/invoices/{i['id']}/edit'>{html.escape(i['number'])}</a>: {i['amount']:.2f}, "
+                           f"balance {i['balance']:.2f}</li>" for i in invoices)
+            return self._page(f"Client {client.get('display_name') or client.get('name') or client['id']}",
+                              f"<p>ID number: {html.escape(str(client.get('id_number') or ''))}</p><p>Contacts: {html.escape(contacts)}</p>"
+                              f"<ul>{rows}</ul>")
+
+    @route("GET", r"/invoices/(?P<id>[^/]+)/edit")
+    def invoice_page(self, req):
+        with self._state_lock:
+            invoice = self.store["invoices"].get(decode_id(req.match.group("id")))
+            if invoice is None:
+                return self._page("Invoice not found", "", status=404)
+            lines = "".join(f"<tr><td>{html.escape(str(li.get('product_key', '')))}</td><td>{html.escape(str(li.get('notes', '')))}</td>"
+                            f"<td>{li.get('quantity', 1)}</td><td>{li.get('cost', 0)}</td><td>{li.get('tax_rate1', 0)} %</td></tr>"
+                            for li in invoice["line_items"])
+            payments = [p for p in self.store["payments"].values()
+                        if any(pa.get("invoice_id") == invoice["id"] for pa in p.get("paymentables") or [])]
+            paid = "".join(f"<li>{p['amount']:.2f} on {html.escape(str(p.get('date')))} ({html.escape(str(p.get('transaction_reference') or ''))}),"
+                           f" refunded {float(p.get('refunded') or 0):.2f}</li>" for p in payments)
+            status = {"1": "draft", "2": "sent", "3": "partial", "4": "paid", "5": "cancelled", "6": "reversed"}.get(invoice["status_id"], "")
+            return self._page(f"Invoice {invoice['number']}",
+                              f"<p>Client: <a href='/clients/{invoice['client_id']}'>{invoice['client_id']}</a> - status {status} - "
+                              f"amount {invoice['amount']:.2f}, balance {invoice['balance']:.2f}</p>"
+                              f"<table><tr><th>Item</th><th>Notes</th><th>Qty</th><th>Cost</th><th>Tax</th></tr>{lines}</table>"
+                              f"<p>Payments:</p><ul>{paid}</ul>")
+
+    def describe(self, req, resp):
+        """The demo console shows every client, invoice, payment and refund this simulator receives."""
+        if req.method not in ("POST", "PUT") or not req.path.startswith("/api/v1/"):
+            return None
+        try:
+            data = (json.loads(resp.body or b"null") or {}).get("data")
+        except (ValueError, AttributeError):
+            data = None
+        kind = req.path[len("/api/v1/"):].split("/")[0]
+        if resp.status != 200 or not isinstance(data, dict):
+            return f"{req.method} {kind} refused ({resp.status} {resp.body.decode(errors='replace')[:100]})"
+        if kind == "clients":
+            return f"client {data.get('display_name') or data.get('name')} {'created' if req.method == 'POST' else 'updated'} ({self.url}/clients/{data['id']})"
+        if kind == "invoices" and req.method == "POST":
+            return f"invoice {data.get('number')} created: {data.get('amount'):.2f} ({self.url}/invoices/{data['id']}/edit)"
+        if kind == "payments":
+            what = "refund on payment" if req.path.endswith("/refund") else "payment"
+            return f"{what} {data.get('number') or data['id']} recorded: {data.get('amount'):.2f}, refunded {float(data.get('refunded') or 0):.2f}"
+        return None
 
     def not_found(self, req):
         other = any(pattern.fullmatch(req.path) for method, pattern, _ in self.routes if method != req.method)

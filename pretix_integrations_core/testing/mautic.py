@@ -27,6 +27,7 @@ Test helpers: :meth:`webhook_entry`, :meth:`build_webhook` / :meth:`send_webhook
 signature).
 """
 import datetime
+import html
 import itertools
 import json
 import re
@@ -35,7 +36,7 @@ import threading
 import time
 
 from ..webhooks import BASE64, sign
-from .fakeserver import FakeServer, deliver, json_response, route
+from .fakeserver import FakeServer, deliver, json_response, route, text_response
 
 DEMO_USERNAME = "demo-mautic-api"
 DEMO_PASSWORD = "demo-mautic-password"
@@ -64,6 +65,7 @@ def _not_found():
 
 class FakeMautic(FakeServer):
     label = "Mautic simulator (not the real Mautic)"
+    log_name = "Mautic simulator"
 
     def __init__(self, *args, username=DEMO_USERNAME, password=DEMO_PASSWORD, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET,
                  webhook_secret=DEMO_WEBHOOK_SECRET, api_enabled=True, basic_auth_enabled=True, rate_limit=0, token_lifetime=3600,
@@ -137,6 +139,47 @@ class FakeMautic(FakeServer):
 
     def not_found(self, req):
         return _not_found()
+
+    # -- what a person sees (the demo): the contact page the CRM bridge links to, the console lines ---------------
+
+    @route("GET", r"/s/contacts/view/(?P<id>\d+)")
+    def contact_page(self, req):
+        """A plain page standing for Mautic's contact view (the order page links to it)."""
+        with self._state_lock:
+            c = self.contacts.get(int(req.match.group("id")))
+            if c is None:
+                return text_response("<h1>Contact not found</h1>", status=404, content_type="text/html; charset=utf-8")
+            segments = [s["name"] for s in self.segments.values() if c["id"] in s["members"]]
+            campaigns = [k["name"] for k in self.campaigns.values() if c["id"] in k["members"]]
+            rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in c["values"].items() if v)
+            tags = ", ".join(str(t) for t in c["tags"])
+        return text_response(
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.label)}</title></head><body>"
+            f"<p><b>{html.escape(self.label)}</b></p><h1>Contact #{c['id']}</h1><table>{rows}</table>"
+            f"<p>Tags: {html.escape(tags)}</p><p>Segments: {html.escape(', '.join(segments) or '-')}</p>"
+            f"<p>Campaigns: {html.escape(', '.join(campaigns) or '-')}</p></body></html>", content_type="text/html; charset=utf-8")
+
+    def describe(self, req, resp):
+        """The demo console shows every contact write and every segment or campaign change this simulator receives."""
+        if req.method != "POST" or not req.path.startswith("/api/"):
+            return None
+        try:
+            data = json.loads(resp.body or b"null")
+        except ValueError:
+            data = None
+        if req.path == "/api/contacts/new":
+            body = req.json if isinstance(req.json, dict) else {}
+            if resp.status in (200, 201) and isinstance(data, dict):
+                what = "created" if resp.status == 201 else "updated"
+                return f"contact #{data['contact']['id']} {what}: {body.get('email')} ({self.url}/s/contacts/view/{data['contact']['id']})"
+            return f"contact {body.get('email')} refused ({resp.status})"
+        m = re.fullmatch(r"/api/(segments|campaigns)/(\d+)/contact/(\d+)/(add|remove)", req.path)
+        if m:
+            kind, oid, cid, action = m.groups()
+            store = self.segments if kind == "segments" else self.campaigns
+            name = (store.get(int(oid)) or {}).get("name", f"#{oid}")
+            return f"contact #{cid} {'added to' if action == 'add' else 'removed from'} {kind[:-1]} '{name}' ({resp.status})"
+        return None
 
     # -- contacts ----------------------------------------------------------------------------------
 
