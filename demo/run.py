@@ -315,7 +315,7 @@ def banner(objs, sims, skipped, mail, startup):
         f" Ticket shop (buyers)  : {URL}/{objs.organizer.slug}/{objs.event.slug}/",
         "",
         " SIMULATORS - fake versions of the external services, running on this computer only.",
-        " Nothing is sent to the real APRAS, HelloAsso, Calendly, DocuSeal, Invoice Ninja or Mautic.",
+        " Nothing is sent to the real APRAS, HelloAsso, Calendly, DocuSeal, Invoice Ninja, Mautic, Billetweb or Weezevent.",
     ]
     for sim in sims:
         token = f"   (token {sim.token})" if sim.token else ""
