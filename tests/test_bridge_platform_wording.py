@@ -94,8 +94,8 @@ def test_billetweb_order_page_catalogue_and_failure_notification(bw_event, bw_co
         assert not bw_event.categories.filter(name__icontains="HelloAsso").exists()
         link = FormLink.objects.get(event=bw_event)
     # the sync-failed entry (written after repeated failures) and its notification name Billetweb
-    bw_event.log_action("pretix_helloasso_bridge.sync.failed", data={"error": "Billetweb is unavailable", "failures": 3,
-                                                                      "provider": link.provider})
+    bw_event.log_action("pretix_helloasso_bridge.sync.failed",
+                        data={"error": "Billetweb is unavailable", "failures": 3, "provider": link.provider})
     with scopes_disabled():
         entry = LogEntry.objects.get(event=bw_event, action_type="pretix_helloasso_bridge.sync.failed")
         assert entry.display() == "Billetweb: the sync failed several times in a row (Billetweb is unavailable)."
