@@ -31,7 +31,7 @@ class SyncReportViewSet(viewsets.ReadOnlyModelViewSet):
         self.get_queryset()
         link = FormLink.objects.filter(event=request.event).first()
         if not link:
-            return Response({"detail": "This event is not linked to a HelloAsso form."}, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"detail": "This event is not linked to a ticketing platform."}, status=status.HTTP_400_BAD_REQUEST)
         if link.running_since:
             return Response({"detail": "A sync is already running."}, status=status.HTTP_409_CONFLICT)
         with transaction.atomic():

@@ -11,16 +11,16 @@ except ImportError:
 class HelloAssoBridgeApp(PluginConfig):
     default = True
     name = "pretix_helloasso_bridge"
-    verbose_name = _("HelloAsso bridge")
+    verbose_name = _("External ticketing bridge (HelloAsso, Billetweb, Weezevent)")
 
     class PretixPluginMeta:
-        name = _("HelloAsso bridge")
+        name = _("External ticketing bridge (HelloAsso, Billetweb, Weezevent)")
         author = "pretix-fr-integrations"
         version = __version__
         category = "INTEGRATION"
         description = _(
-            "Import a HelloAsso form (rates, custom fields, orders and refunds) into this event, so that you can "
-            "sell on HelloAsso and still run check-in, lists and exports in pretix."
+            "Import an event or form of HelloAsso, Billetweb or Weezevent (rates, custom fields, orders and refunds) into "
+            "this event, so that you can sell on that platform and still run check-in, lists and exports in pretix."
         )
         visible = True
         restricted = False

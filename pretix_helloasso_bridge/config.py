@@ -45,6 +45,26 @@ def provider_names():
             "weezevent": weezevent.WeezeventProvider.verbose_name}
 
 
+def platform_name(identifier, default=None):
+    """The display name of the platform ``identifier``; ``default`` (a neutral "Ticketing platform") when unknown."""
+    from django.utils.translation import gettext_lazy as _
+
+    name = provider_names().get(identifier or "")
+    return name if name is not None else (default if default is not None else _("Ticketing platform"))
+
+
+def event_platform(event):
+    """The identifier of the platform ``event`` is linked to, or None."""
+    from django_scopes import scopes_disabled
+
+    from .models import FormLink
+
+    if event is None:
+        return None
+    with scopes_disabled():
+        return FormLink.objects.filter(event=event).values_list("provider", flat=True).first()
+
+
 def provider_class(identifier):
     return {"helloasso": HelloAssoProvider, "billetweb": billetweb.BilletwebProvider,
             "weezevent": weezevent.WeezeventProvider}.get(identifier or "helloasso")

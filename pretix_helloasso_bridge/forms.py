@@ -93,7 +93,7 @@ class WeezeventSettingsForm(EncryptedSecretsFormMixin, SettingsForm):
 
 class LinkFormForm(forms.Form):
     """Pick the form from the organisation's forms read from the API, or paste its public address."""
-    form_ref = forms.ChoiceField(label=_("HelloAsso form"), required=False)
+    form_ref = forms.ChoiceField(label=_("Form or event to import"), required=False)
     form_url = forms.URLField(
         label=_("or its public address"), required=False, assume_scheme="https",
         help_text=_("For example https://www.helloasso.com/associations/my-association/evenements/my-event"),
@@ -114,6 +114,10 @@ class LinkFormForm(forms.Form):
         self.fields["form_ref"].choices = [("", "---------")] + choices
         if self.others:
             self.fields["form_ref"].label = _("Event or form to import")
+        elif forms_list or provider is not None:
+            self.fields["form_ref"].label = _("HelloAsso form")
+        if provider is None:  # no HelloAsso account: its example address would only confuse
+            self.fields["form_url"].help_text = ""
 
     def clean(self):
         data = super().clean()
@@ -124,7 +128,9 @@ class LinkFormForm(forms.Form):
                 if not ref:
                     found = prov.parse_form_url(data["form_url"])
                     ref = f"{identifier}:{found}" if found else None
-            if not ref:
+            if not ref and self.others:
+                self.add_error("form_url", _("This is not the address of an event or form of your ticketing platform accounts."))
+            elif not ref:
                 self.add_error("form_url", _("This is not the address of a form of your HelloAsso organisation."))
         elif not ref and not self.has_error("form_url"):
             raise forms.ValidationError(_("Choose a form or paste its address."))
@@ -135,6 +141,6 @@ class LinkFormForm(forms.Form):
 class LinkOptionsForm(forms.Form):
     send_emails = forms.BooleanField(
         label=_("Send pretix emails to imported buyers"), required=False,
-        help_text=_("Off by default: HelloAsso already sent them their confirmation and tickets."),
+        help_text=_("Off by default: the ticketing platform already sent them their confirmation and tickets."),
     )
     paused = forms.BooleanField(label=_("Pause automatic syncs"), required=False)

@@ -124,7 +124,7 @@ class HelloAssoEventMixin(EventPermissionRequiredMixin):
 
     def dispatch(self, request, *args, **kwargs):
         if "pretix_helloasso_bridge" not in request.event.get_plugins():
-            raise Http404(_("The HelloAsso plugin is not enabled for this event."))
+            raise Http404(_("The external ticketing plugin is not enabled for this event."))
         return super().dispatch(request, *args, **kwargs)
 
     def event_url(self, name="event"):
@@ -170,7 +170,7 @@ class LinkView(HelloAssoEventMixin, View):
     def post(self, request, *args, **kwargs):
         event = request.event
         if FormLink.objects.filter(event=event).exists():
-            messages.error(request, _("This event is already linked to a HelloAsso form."))
+            messages.error(request, _("This event is already linked to a ticketing platform."))
             return redirect(self.event_url())
         provider, forms_list, others, errors = platform_choices(event.organizer)
         if errors and not provider and not others:
@@ -200,9 +200,10 @@ class UnlinkView(HelloAssoEventMixin, View):
     def post(self, request, *args, **kwargs):
         link = FormLink.objects.filter(event=request.event).first()
         if link:
-            request.event.log_action("pretix_helloasso_bridge.link.deleted", user=request.user, data={"form": link.form_ref})
+            request.event.log_action("pretix_helloasso_bridge.link.deleted", user=request.user, data={"form": link.form_ref, "provider": link.provider})
             link.delete()  # products, questions and orders stay: they are now ordinary pretix data
-            messages.success(request, _("The link to HelloAsso was removed. Everything imported so far stays in pretix."))
+            messages.success(request, _("The link to {platform} was removed. Everything imported so far stays in pretix.").format(
+                platform=provider_names().get(link.provider, link.provider)))
         return redirect(self.event_url())
 
 
@@ -220,7 +221,7 @@ class OptionsView(HelloAssoEventMixin, View):
                 link.status = FormLink.ACTIVE
             link.save(update_fields=["send_emails", "status"])
             request.event.log_action("pretix_helloasso_bridge.link.changed", user=request.user,
-                                     data={"send_emails": link.send_emails, "status": link.status})
+                                     data={"send_emails": link.send_emails, "status": link.status, "provider": link.provider})
             messages.success(request, _("Your changes have been saved."))
         return redirect(self.event_url())
 

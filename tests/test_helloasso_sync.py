@@ -519,7 +519,9 @@ def test_promo_code_and_discount_on_the_order_page_and_in_the_api(linked, ha_con
     assert "HelloAsso order" in page and str(new["id"]) in page
     assert '<dd class="helloasso-promo-codes">AMIS2026</dd>' in page and "€5.00" in page
     r = admin_client.get(f"/api/v1/organizers/{organizer.slug}/events/{linked.slug}/orders/{order.code}/", HTTP_AUTHORIZATION=f"Token {token}")
-    assert r.json()["api_meta"] == {"helloasso_order_id": str(new["id"]), "helloasso_promo_codes": ["AMIS2026"], "helloasso_discount": "5.00"}
+    # neutral keys for every platform, and the historical helloasso_* keys that API consumers of HelloAsso orders read
+    assert r.json()["api_meta"] == {"platform": "helloasso", "platform_order_id": str(new["id"]), "promo_codes": ["AMIS2026"], "discount": "5.00",
+                                    "helloasso_order_id": str(new["id"]), "helloasso_promo_codes": ["AMIS2026"], "helloasso_discount": "5.00"}
     # a ticket added later with another code
     extra = ha_connected.add_order(PAYER, [{"tier": 14587201, "user": ("Zoé", "Durand"), "discount": {"code": "ZOE", "amount": 1000}}])
     move_into(ha_connected, new["id"], extra)
@@ -527,6 +529,7 @@ def test_promo_code_and_discount_on_the_order_page_and_in_the_api(linked, ha_con
     with scopes_disabled():
         order.refresh_from_db()
         assert order.api_meta["helloasso_promo_codes"] == ["AMIS2026", "ZOE"] and order.api_meta["helloasso_discount"] == "15.00"
+        assert order.api_meta["promo_codes"] == ["AMIS2026", "ZOE"] and order.api_meta["discount"] == "15.00"
     page = admin_client.get(f"/control/event/{organizer.slug}/{linked.slug}/orders/{order.code}/").content.decode()
     assert '<dd class="helloasso-promo-codes">AMIS2026, ZOE</dd>' in page
 

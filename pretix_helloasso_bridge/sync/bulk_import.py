@@ -15,7 +15,7 @@ from .. import providers as P
 from ..models import RemoteObject
 from .catalogue import sales_channel
 from .errors import SkipOrder
-from .order_create import promo_codes, promo_meta
+from .order_create import order_log_ids, order_meta, promo_codes, promo_comment
 from .remote_ids import fingerprint
 
 logger = logging.getLogger(__name__)
@@ -133,9 +133,8 @@ class BulkOrderImport:
             except SkipOrder:
                 continue  # the usual path says why
             promo, discount = promo_codes(remote)
-            order.comment = _("HelloAsso promo code: {codes} (discount {amount} {currency})").format(
-                codes=", ".join(promo), amount=discount, currency=self.event.currency) if promo else ""
-            order.api_meta = {"helloasso_order_id": remote.remote_id, **promo_meta(remote)}
+            order.comment = promo_comment(self.provider, promo, discount, self.event.currency) if promo else ""
+            order.api_meta = order_meta(self.provider, remote)
             ia = None
             if remote.street or remote.city or remote.company or remote.country:
                 ia = InvoiceAddress(is_business=bool(remote.company), company=remote.company, street=remote.street, zipcode=remote.zipcode,
@@ -217,7 +216,7 @@ class BulkOrderImport:
         payments, logs, transactions, mapping = [], [], [], []
         for b in built:
             order, remote = b["order"], b["remote"]
-            logs.append(order.log_action("pretix.event.order.placed", data={"source": self.provider.identifier, "helloasso_order_id": remote.remote_id},
+            logs.append(order.log_action("pretix.event.order.placed", data={"source": self.provider.identifier, **order_log_ids(self.provider, remote)},
                                          save=False))
             mapping.append(RemoteObject(event=event, kind=RemoteObject.ORDER, remote_id=str(remote.remote_id), order=order,
                                         synced={"fp": fingerprint(remote), "v": remote.versions}))

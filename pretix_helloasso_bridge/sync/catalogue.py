@@ -107,7 +107,7 @@ class CatalogueMapping:
         ro = lookup(self.event, RemoteObject.PRODUCT, "category-addons")
         cat = ItemCategory.objects.filter(pk=ro.synced.get("category")).first() if ro else None
         if cat is None:
-            cat = ItemCategory.objects.create(event=self.event, name=_("HelloAsso options"), is_addon=True)
+            cat = ItemCategory.objects.create(event=self.event, name=_("{platform} options").format(platform=self.provider.verbose_name), is_addon=True)
             remember(self.event, RemoteObject.PRODUCT, "category-addons", synced={"category": cat.pk})
         return cat
 
@@ -121,12 +121,12 @@ class CatalogueMapping:
         ro = lookup(self.event, RemoteObject.PRODUCT, "quota")
         q = Quota.objects.filter(event=self.event, pk=ro.synced.get("quota")).first() if ro else None
         if q is None:
-            q = Quota.objects.create(event=self.event, name=_("HelloAsso"), size=None)
+            q = Quota.objects.create(event=self.event, name=str(self.provider.verbose_name), size=None)
             remember(self.event, RemoteObject.PRODUCT, "quota", synced={"quota": q.pk})
         return q
 
     def _product(self, p, channel, category):
-        # pay-what-you-want rates: pretix's free price starts at the product price, so that is HelloAsso's minimum
+        # pay-what-you-want rates: pretix's free price starts at the product price, so that is the platform's minimum
         price = p.min_price if p.free_price and p.min_price is not None else p.price
         wanted = {"name": p.name, "price": str(price), "description": p.description}
         ro = lookup(self.event, RemoteObject.PRODUCT, p.remote_id)
@@ -158,8 +158,8 @@ class CatalogueMapping:
                 else:
                     item.description = value
             elif value != last.get(key):
-                self.report.warnings.append(_("Product “{name}”: changed in pretix and on HelloAsso ({field}); pretix's value was kept.").format(
-                    name=item.name, field=key))
+                self.report.warnings.append(_("Product “{name}”: changed in pretix and on {platform} ({field}); pretix's value was kept.").format(
+                    name=item.name, platform=self.provider.verbose_name, field=key))
         if changed:
             item.save()
             ro.synced = {**last, **{k: wanted[k] for k in changed}}

@@ -27,10 +27,39 @@ def promo_codes(remote: P.RemoteOrder):
             sum((p.discount for p in remote.positions), Decimal("0.00")))
 
 
-def promo_meta(remote: P.RemoteOrder) -> dict:
-    """What the order keeps of its promo codes (in ``api_meta``: shown on the order page, read through pretix's order API)."""
+def promo_meta(provider, remote: P.RemoteOrder) -> dict:
+    """
+    What the order keeps of its promo codes (in ``api_meta``: shown on the order page, read through pretix's order API).
+
+    ``promo_codes`` / ``discount`` for every platform; HelloAsso orders keep their historical ``helloasso_*`` keys too
+    (API consumers read them).
+    """
     codes, discount = promo_codes(remote)
-    return {"helloasso_promo_codes": codes, "helloasso_discount": str(discount)}
+    meta = {"promo_codes": codes, "discount": str(discount)}
+    if provider.identifier == "helloasso":
+        meta.update({"helloasso_promo_codes": codes, "helloasso_discount": str(discount)})
+    return meta
+
+
+def order_meta(provider, remote: P.RemoteOrder) -> dict:
+    """The whole ``api_meta`` of an imported order: its platform, its number there and its promo codes."""
+    meta = {"platform": provider.identifier, "platform_order_id": str(remote.remote_id), **promo_meta(provider, remote)}
+    if provider.identifier == "helloasso":
+        meta["helloasso_order_id"] = remote.remote_id
+    return meta
+
+
+def order_log_ids(provider, remote: P.RemoteOrder) -> dict:
+    """The remote order number in log data: neutral key, plus the historical one for HelloAsso."""
+    ids = {"provider": provider.identifier, "remote_order_id": str(remote.remote_id)}
+    if provider.identifier == "helloasso":
+        ids["helloasso_order_id"] = remote.remote_id
+    return ids
+
+
+def promo_comment(provider, codes, discount, currency) -> str:
+    return _("{platform} promo code: {codes} (discount {amount} {currency})").format(
+        platform=provider.verbose_name, codes=", ".join(codes), amount=discount, currency=currency)
 
 
 class OrderCreation:
@@ -68,8 +97,7 @@ class OrderCreation:
         promo, discount = promo_codes(remote)
         comment = ""
         if promo:
-            comment = _("HelloAsso promo code: {codes} (discount {amount} {currency})").format(
-                codes=", ".join(promo), amount=discount, currency=self.event.currency)
+            comment = promo_comment(self.provider, promo, discount, self.event.currency)
         address = None
         if remote.street or remote.city or remote.company or remote.country:
             address = {"is_business": bool(remote.company), "company": remote.company, "street": remote.street, "zipcode": remote.zipcode,
@@ -78,7 +106,7 @@ class OrderCreation:
         payload = {
             "email": remote.email or None, "locale": self.event.settings.locale, "sales_channel": self.provider.identifier, "status": "n", "force": True,
             "send_email": False, "valid_if_pending": True, "positions": positions, "comment": comment,
-            "api_meta": {"helloasso_order_id": remote.remote_id, **promo_meta(remote)},
+            "api_meta": order_meta(self.provider, remote),
         }
         if address:
             payload["invoice_address"] = address
@@ -98,7 +126,7 @@ class OrderCreation:
         by_posid = {p.positionid: p for p in order.all_positions.all()}
         for pos in live:
             remember(self.event, RemoteObject.POSITION, pos.remote_id, order=order, position=by_posid[posid[pos.remote_id]])
-        order.log_action("pretix.event.order.placed", data={"source": self.provider.identifier, "helloasso_order_id": remote.remote_id})
+        order.log_action("pretix.event.order.placed", data={"source": self.provider.identifier, **order_log_ids(self.provider, remote)})
         order_placed.send(self.event, order=order, bulk=True)
         self.report.orders_created += 1
         self._payments(order, remote, new=True)

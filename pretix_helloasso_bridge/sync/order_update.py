@@ -12,7 +12,7 @@ from pretix.base.services.orders import OrderChangeManager, OrderError, cancel_o
 from .. import providers as P
 from ..models import RemoteObject
 from .errors import SkipOrder
-from .order_create import promo_meta
+from .order_create import order_log_ids, order_meta
 from .remote_ids import remember
 
 logger = logging.getLogger(__name__)
@@ -26,8 +26,8 @@ class OrderUpdate:
                   .select_related("position")}
         # tickets added first, so the payments that came with them find the new total
         changed = bool(self._add_positions(order, remote, mapped))
-        meta = promo_meta(remote)
-        if any(order.api_meta.get(k) != v for k, v in meta.items()):  # e.g. a ticket added later with a promo code
+        meta = order_meta(self.provider, remote)
+        if any(order.api_meta.get(k) != v for k, v in meta.items()):  # e.g. a ticket added later with a promo code (older imports: the neutral keys)
             order.api_meta = {**order.api_meta, **meta}
             Order.objects.filter(pk=order.pk).update(api_meta=order.api_meta)
             changed = True
@@ -48,7 +48,7 @@ class OrderUpdate:
                         ocm.cancel(pos)
                 ocm.commit(check_quotas=False)
             order.log_action("pretix_helloasso_bridge.order.cancelled_on_helloasso",
-                             data={"positions": [p.positionid for p in to_cancel], "helloasso_order_id": remote.remote_id})
+                             data={"positions": [p.positionid for p in to_cancel], **order_log_ids(self.provider, remote)})
             self.report.orders_cancelled += 1
             changed = True
         if changed and not counted:

@@ -46,12 +46,15 @@ class PaymentsAndRefunds:
                 remember(self.event, RemoteObject.REFUND, rf.remote_id, order=order, refund=refund)
                 refunded = changed = True
             if rp.state == P.CONTESTED and not (ro and ro.synced.get("contested")):
-                order.log_action("pretix_helloasso_bridge.order.contested", data={"helloasso_payment_id": rp.remote_id})
+                order.log_action("pretix_helloasso_bridge.order.contested",
+                                 data={"provider": self.provider.identifier, "payment_id": rp.remote_id, "helloasso_payment_id": rp.remote_id})
                 Order.objects.filter(pk=order.pk).update(checkin_attention=True,
-                                                         checkin_text=_("HelloAsso payment contested (chargeback)"))
+                                                         checkin_text=_("{platform} payment contested (chargeback)").format(
+                                                             platform=self.provider.verbose_name))
                 remember(self.event, RemoteObject.PAYMENT, rp.remote_id, order=order, payment=payment, synced={"contested": True})
-                self.report.warnings.append(_("Order {code}: the HelloAsso payment {id} is contested (chargeback). The order was not "
-                                              "cancelled; please check it.").format(code=order.code, id=rp.remote_id))
+                self.report.warnings.append(_("Order {code}: the {platform} payment {id} is contested (chargeback). The order was not "
+                                              "cancelled; please check it.").format(code=order.code, platform=self.provider.verbose_name,
+                                                                                    id=rp.remote_id))
                 changed = True
         if refunded:
             self.report.orders_refunded += 1

@@ -114,7 +114,8 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
             link.consecutive_failures += 1
             if link.consecutive_failures >= FAILURES_BEFORE_ERROR and link.status != FormLink.ERROR:
                 link.status = FormLink.ERROR
-                self.event.log_action("pretix_helloasso_bridge.sync.failed", data={"error": r.error, "failures": link.consecutive_failures})
+                self.event.log_action("pretix_helloasso_bridge.sync.failed",
+                                      data={"error": r.error, "failures": link.consecutive_failures, "provider": link.provider})
         r.save()
         link.save(update_fields=["last_success", "consecutive_failures", "status", "last_error", "last_error_at"])
         self.link = link
@@ -266,7 +267,7 @@ class Sync(CatalogueMapping, PositionMatching, OrderCreation, BulkOrderImport, O
         except SkipOrder as e:
             self.report.skipped.append({"remote_id": remote.remote_id, "reason": str(e)})
         except Exception as e:  # noqa: B902 - one bad order must not stop the others; it is reported
-            logger.exception("HelloAsso order %s could not be imported", remote.remote_id)
+            logger.exception("%s order %s could not be imported", self.provider.identifier, remote.remote_id)
             self.report.skipped.append({"remote_id": remote.remote_id, "reason": _("error: {error}").format(error=type(e).__name__)})
 
 
