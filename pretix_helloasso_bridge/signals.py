@@ -45,9 +45,9 @@ def nav_organizer_settings(sender, request, organizer, **kwargs):
 
 @receiver(register_payment_providers, dispatch_uid="pretix_helloasso_bridge_payment_provider")
 def payment_provider(sender, **kwargs):
-    from .payment import HelloAssoPayment
+    from .payment import PAYMENT_PROVIDERS
 
-    return HelloAssoPayment
+    return PAYMENT_PROVIDERS
 
 
 @receiver(nav_event, dispatch_uid="pretix_helloasso_bridge_nav_event")

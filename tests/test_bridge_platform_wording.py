@@ -114,3 +114,30 @@ def test_helloasso_orders_keep_their_historical_keys_and_name(ha_event, ha_conne
     page = admin_client.get(event_url(ha_event, f"orders/{order.code}/")).content.decode()
     assert '<h3 class="panel-title">HelloAsso</h3>' in page and "HelloAsso order" in page
     assert "<h1>HelloAsso</h1>" in admin_client.get(bridge_url(ha_event)).content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("platform", ["billetweb", "weezevent"])
+def test_imported_payments_belong_to_the_platforms_own_payment_provider(platform, request, admin_client,
+                                                                         django_capture_on_commit_callbacks):
+    """A Billetweb or Weezevent payment is shown as such on the order page and in the API, not as a raw identifier."""
+    prefix = {"billetweb": "bw", "weezevent": "wz"}[platform]
+    event = request.getfixturevalue(f"{prefix}_event")
+    request.getfixturevalue(f"{prefix}_connected")
+    link_through_page(admin_client, event, {"billetweb": "billetweb:1350001", "weezevent": "weezevent:512345"}[platform],
+                      django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        payment = next(p for o in orders_of(event).values() for p in o.payments.filter(state="confirmed"))
+        order = payment.order
+        provider = payment.payment_provider
+        assert provider is not None and provider.identifier == platform
+        assert str(provider.verbose_name) == {"billetweb": "Billetweb", "weezevent": "Weezevent"}[platform]
+        assert not provider.is_allowed(None)
+        remote_id = payment.info_data["payment_id"]
+        assert remote_id and "helloasso_payment_id" not in payment.info_data
+    page = admin_client.get(event_url(event, f"orders/{order.code}/")).content.decode()
+    assert f"{provider.verbose_name} payment {remote_id}" in page and "HelloAsso" not in page
+    api = admin_client.get(f"/api/v1/organizers/{event.organizer.slug}/events/{event.slug}/orders/{order.code}/")
+    assert api.status_code == 200, api.content
+    details = next(p for p in api.json()["payments"] if p["provider"] == platform)["details"]
+    assert details["payment_id"] == remote_id and "helloasso_payment_id" not in details

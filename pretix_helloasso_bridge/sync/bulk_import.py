@@ -1,5 +1,4 @@
 """Bulk creation of new orders (the common case of a first import): one transaction, a few queries per page."""
-import json
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -13,6 +12,7 @@ from pretix.base.signals import order_paid, order_placed
 
 from .. import providers as P
 from ..models import RemoteObject
+from ..payment import payment_info
 from .catalogue import sales_channel
 from .errors import SkipOrder
 from .order_create import order_log_ids, order_meta, promo_codes, promo_comment
@@ -229,7 +229,7 @@ class BulkOrderImport:
             for i, rp in enumerate(b["paid"], start=1):
                 pay = OrderPayment(order=order, local_id=i, provider=self.provider.identifier, amount=rp.amount, state=OrderPayment.PAYMENT_STATE_CONFIRMED,
                                    payment_date=rp.date or now(),
-                                   info=json.dumps({"helloasso_payment_id": rp.remote_id, "means": rp.means, "installment": rp.installment}))
+                                   info=payment_info(self.provider.identifier, rp))
                 payments.append(pay)
                 b["payments"].append((rp, pay))
                 logs.append(order.log_action("pretix.event.order.payment.confirmed", data={"local_id": i, "provider": self.provider.identifier}, save=False))

@@ -1,5 +1,4 @@
 """Payments, installments, refunds and chargebacks of one order, each keyed on its remote id."""
-import json
 import logging
 
 from django.utils.timezone import now
@@ -10,6 +9,7 @@ from pretix.base.signals import order_paid
 
 from .. import providers as P
 from ..models import RemoteObject
+from ..payment import payment_info, refund_info
 from .remote_ids import lookup, remember
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class PaymentsAndRefunds:
             if payment is None and rp.state in (P.PAID, P.REFUNDED, P.CONTESTED):
                 payment = order.payments.create(
                     provider=self.provider.identifier, amount=rp.amount, state=OrderPayment.PAYMENT_STATE_CREATED,
-                    info=json.dumps({"helloasso_payment_id": rp.remote_id, "means": rp.means, "installment": rp.installment}),
+                    info=payment_info(self.provider.identifier, rp),
                 )
                 payment.confirm(send_mail=False, force=True, ignore_date=True, payment_date=rp.date,
                                 count_waitinglist=False, generate_invoice=False)
@@ -39,10 +39,10 @@ class PaymentsAndRefunds:
                 refund = order.refunds.create(
                     provider=self.provider.identifier, payment=payment, amount=rf.amount, state=OrderRefund.REFUND_STATE_DONE,
                     source=OrderRefund.REFUND_SOURCE_EXTERNAL, execution_date=rf.date or now(),
-                    info=json.dumps({"helloasso_refund_id": rf.remote_id}),
+                    info=refund_info(self.provider.identifier, rf),
                 )
                 order.log_action("pretix.event.order.refund.done",
-                                 data={"local_id": refund.local_id, "provider": self.provider.identifier, "helloasso_refund_id": rf.remote_id})
+                                 data={"local_id": refund.local_id, "provider": self.provider.identifier, "refund_id": rf.remote_id})
                 remember(self.event, RemoteObject.REFUND, rf.remote_id, order=order, refund=refund)
                 refunded = changed = True
             if rp.state == P.CONTESTED and not (ro and ro.synced.get("contested")):
