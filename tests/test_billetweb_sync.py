@@ -347,3 +347,15 @@ def test_platform_scans_become_checkins_once(linked, bw_connected):
         assert Checkin.objects.filter(position=claire1).count() == 1
         assert Checkin.objects.filter(position__order__event=linked).count() == 2
         assert CheckinList.objects.filter(event=linked).count() == 1
+
+
+def test_custom_order_read_as_an_object_or_a_list_of_label_value():
+    from pretix_helloasso_bridge.providers.billetweb import BilletwebProvider
+
+    row = {"id": "1", "order_id": "9", "ticket_id": "12693", "price": "10.00", "order_paid": "1", "barcode": "123",
+           "used": "3", "used_date": "2026-06-20 19:42:10"}
+    shapes = ({"Téléphone": "06", "Vide": ""}, [{"label": "Téléphone", "value": "06"}, {"label": "Vide", "value": ""}])
+    for shape in shapes:
+        order = BilletwebProvider.map_order(None, "9", [{**row, "custom_order": shape}], "1350001")
+        assert [(a.label, a.answer, a.question_id) for a in order.answers] == [("Téléphone", "06", "label:Téléphone")]
+        assert order.positions[0].checked_in is None  # "expired" (3) is not a scan

@@ -281,7 +281,10 @@ class BilletwebProvider(Provider):
 
 
 def _label_answers(values) -> List[RemoteAnswer]:
-    """Billetweb's custom fields: ``{label: value}`` (empty values left out), questions created from their labels."""
+    """Billetweb's custom fields: ``{label: value}`` (empty values left out), questions created from their labels. A list of
+    ``{label, value}`` is read too (``custom_order``'s shape is not documented)."""
+    if isinstance(values, list):
+        values = {a.get("label"): a.get("value") for a in values if isinstance(a, dict) and a.get("label") is not None}
     if not isinstance(values, dict):
         return []
     return [RemoteAnswer(question_id=f"label:{k}", label=str(k), answer=str(v), create_question=True)
@@ -292,7 +295,7 @@ def _order_answers(rows) -> List[RemoteAnswer]:
     """``custom_order`` (the buyer's form, once per order, repeated on each ticket row): the first row that has it.
     Its shape is not documented; read like ``custom`` (label -> value)."""
     for r in rows:
-        if isinstance(r.get("custom_order"), dict) and r["custom_order"]:
+        if isinstance(r.get("custom_order"), (dict, list)) and r["custom_order"]:
             return _label_answers(r["custom_order"])
     return []
 
