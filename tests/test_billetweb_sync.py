@@ -278,3 +278,84 @@ def test_key_never_in_logs_or_reports(linked, bw_connected, caplog):
     with scopes_disabled():
         errors = " ".join(SyncReport.objects.filter(event=linked).values_list("error", flat=True))
     assert DEMO_KEY not in caplog.text and DEMO_KEY not in errors
+
+
+def answers_of(op):
+    with scopes_disabled():
+        return {str(a.question.question): a.answer for a in op.answers.all()}
+
+
+@pytest.mark.django_db
+def test_order_level_answers_on_the_first_ticket_resync_and_change(linked, bw_connected, admin_client):
+    from pretix.base.models import QuestionAnswer
+
+    sync(linked)
+    oid, rows = bw_connected.add_order(tickets=["12693", "12694"], custom={"Repas": "Normal"},
+                                       custom_order={"Téléphone": "0611223344", "Société": "Atelier Martin", "Vide": ""})
+    assert sync(linked).orders_created == 1
+    first, second = position(linked, rows[0]["id"]), position(linked, rows[1]["id"])
+    # pretix has no order-level question: the buyer's answers go on the order's first ticket, asked once
+    assert answers_of(first) == {"Repas": "Normal", "Téléphone": "0611223344", "Société": "Atelier Martin"}
+    assert answers_of(second) == {"Repas": "Normal"}
+    with scopes_disabled():
+        order = orders_of(linked)[oid]
+        questions = Question.objects.filter(event=linked).count()
+        n_answers = QuestionAnswer.objects.filter(orderposition__order__event=linked).count()
+    page = admin_client.get(f"/control/event/{linked.organizer.slug}/{linked.slug}/orders/{order.code}/")
+    assert page.status_code == 200
+    assert "0611223344" in page.content.decode() and "Atelier Martin" in page.content.decode()
+    # a re-sync (incremental, then full) changes nothing
+    for kw in ({}, {"full": True}):
+        report = sync(linked, **kw)
+        assert report.orders_created == 0 and report.orders_updated == 0
+    with scopes_disabled():
+        assert Question.objects.filter(event=linked).count() == questions
+        assert QuestionAnswer.objects.filter(orderposition__order__event=linked).count() == n_answers
+    # an answer changed on Billetweb, another one given later: updated in place, logged, no new question for a known label
+    bw_connected.set_order_answers(oid, {"Téléphone": "0699887766", "Société": "Atelier Martin", "Vide": "rempli"})
+    assert sync(linked).orders_updated == 1
+    assert answers_of(first) == {"Repas": "Normal", "Téléphone": "0699887766", "Société": "Atelier Martin", "Vide": "rempli"}
+    assert answers_of(second) == {"Repas": "Normal"}
+    with scopes_disabled():
+        assert Question.objects.filter(event=linked).count() == questions + 1  # "Vide" was never answered before
+        assert QuestionAnswer.objects.filter(orderposition__order__event=linked).count() == n_answers + 1
+        log = order.all_logentries().filter(action_type="pretix.event.order.modified").get()
+        assert {c["answer"] for c in log.parsed_data["data"]} == {"0699887766", "rempli"}
+    assert sync(linked, full=True).orders_updated == 0
+
+
+@pytest.mark.django_db
+def test_platform_scans_become_checkins_once(linked, bw_connected):
+    from pretix.base.models import Checkin
+
+    sync(linked)
+    claire1, claire2 = position(linked, "656087"), position(linked, "656088")
+    with scopes_disabled():
+        # the sample's scanned ticket (used "1", used_date 19:42:10 in Paris): one entry on the event's default list
+        ci = Checkin.objects.get(position=claire1)
+        assert ci.type == Checkin.TYPE_ENTRY and ci.datetime.isoformat() == "2026-06-20T17:42:10+00:00"
+        assert ci.list.subevent is None and ci.list.all_products
+        assert not Checkin.objects.filter(position=claire2).exists()
+        assert Checkin.objects.filter(position__order__event=linked).count() == 1
+        assert claire1.order.all_logentries().filter(action_type="pretix.event.checkin").count() == 1
+    bw_connected.scan("656088", "2026-06-20 20:05:00")
+    assert sync(linked).orders_updated == 1
+    for kw in ({}, {"full": True}):
+        assert sync(linked, **kw).orders_updated == 0
+    with scopes_disabled():
+        assert Checkin.objects.get(position=claire2).datetime.isoformat() == "2026-06-20T18:05:00+00:00"
+        assert Checkin.objects.filter(position=claire1).count() == 1
+        assert Checkin.objects.filter(position__order__event=linked).count() == 2
+        assert CheckinList.objects.filter(event=linked).count() == 1
+
+
+def test_custom_order_read_as_an_object_or_a_list_of_label_value():
+    from pretix_helloasso_bridge.providers.billetweb import BilletwebProvider
+
+    row = {"id": "1", "order_id": "9", "ticket_id": "12693", "price": "10.00", "order_paid": "1", "barcode": "123",
+           "used": "3", "used_date": "2026-06-20 19:42:10"}
+    shapes = ({"Téléphone": "06", "Vide": ""}, [{"label": "Téléphone", "value": "06"}, {"label": "Vide", "value": ""}])
+    for shape in shapes:
+        order = BilletwebProvider.map_order(None, "9", [{**row, "custom_order": shape}], "1350001")
+        assert [(a.label, a.answer, a.question_id) for a in order.answers] == [("Téléphone", "06", "label:Téléphone")]
+        assert order.positions[0].checked_in is None  # "expired" (3) is not a scan

@@ -52,7 +52,10 @@ def test_full_import_dates_nested_rates_and_resync_without_duplicates(linked, wz
         assert p1.attendee_name == "Claire Martin" and p2.attendee_name == "Léo Martin"
         assert p1.subevent == subs["2026-07-04T12:00:00+00:00"]
         assert str(p2.item.name) == "Tarifs réduits > Tarif réduit" and p2.price == Decimal("15.50")
-        assert {str(a.question.question): a.answer for a in p1.answers.all()} == {"Taille de t-shirt": "M", "Club ou association": "Photo-club de Lyon"}
+        # the buyer's answers (once per order) on the order's first ticket, with the ticket's own answers
+        assert {str(a.question.question): a.answer for a in p1.answers.all()} == {"Taille de t-shirt": "M", "Club ou association": "Photo-club de Lyon",
+                                                                                  "Téléphone": "0600000000"}
+        assert not p2.answers.filter(question__question="Téléphone").exists()
         names = {str(i.name) for i in linked.items.all()}
         assert {"Plein tarif", "Tarifs réduits > Tarif réduit", "Tarifs réduits > Enfants > Enfant (-12 ans)"} <= names
         assert orders["2031177"].status == Order.STATUS_CANCELED  # refunded
@@ -188,3 +191,67 @@ def test_credentials_and_token_never_in_logs(linked, wz_connected, caplog):
     assert wz_connected.tokens
     for secret in (DEMO_API_KEY, DEMO_PASSWORD, *wz_connected.tokens):
         assert secret not in caplog.text
+
+
+def answers_of(op):
+    with scopes_disabled():
+        return {str(a.question.question): a.answer for a in op.answers.all()}
+
+
+@pytest.mark.django_db
+def test_buyer_answers_on_the_first_ticket_resync_and_change(linked, wz_connected, admin_client):
+    from pretix.base.models import Question, QuestionAnswer
+
+    sync(linked)
+    tx, rows = wz_connected.add_transaction(["2001", 2003], answers=[("Taille de t-shirt", "L")],
+                                            buyer_answers=[("Téléphone", "0611223344"), ("Société", "Atelier Martin"), ("Vide", "")])
+    assert sync(linked).orders_created == 1
+    first, second = position(linked, rows[0]["id_participant"]), position(linked, rows[1]["id_participant"])
+    # "Téléphone" is a label already met (sample buyer): the same question, not a second one
+    assert answers_of(first) == {"Taille de t-shirt": "L", "Téléphone": "0611223344", "Société": "Atelier Martin"}
+    assert answers_of(second) == {"Taille de t-shirt": "L"}
+    with scopes_disabled():
+        order = orders_of(linked)[tx]
+        assert Question.objects.filter(event=linked, question="Téléphone").count() == 1
+        questions = Question.objects.filter(event=linked).count()
+        n_answers = QuestionAnswer.objects.filter(orderposition__order__event=linked).count()
+    page = admin_client.get(f"/control/event/{linked.organizer.slug}/{linked.slug}/orders/{order.code}/")
+    assert page.status_code == 200 and "0611223344" in page.content.decode() and "Atelier Martin" in page.content.decode()
+    for kw in ({}, {"full": True}):
+        report = sync(linked, **kw)
+        assert report.orders_created == 0 and report.orders_updated == 0
+    with scopes_disabled():
+        assert Question.objects.filter(event=linked).count() == questions
+        assert QuestionAnswer.objects.filter(orderposition__order__event=linked).count() == n_answers
+    wz_connected.set_buyer_answers(tx, [("Téléphone", "0699887766"), ("Société", "Atelier Martin")])
+    assert sync(linked).orders_updated == 1
+    assert answers_of(first) == {"Taille de t-shirt": "L", "Téléphone": "0699887766", "Société": "Atelier Martin"}
+    with scopes_disabled():
+        assert QuestionAnswer.objects.filter(orderposition__order__event=linked).count() == n_answers
+        assert order.all_logentries().filter(action_type="pretix.event.order.modified").count() == 1
+    # the first ticket cancelled: the buyer's answers follow to the order's first valid ticket
+    wz_connected.refund(rows[0]["id_participant"])
+    sync(linked)
+    assert answers_of(second) == {"Taille de t-shirt": "L", "Téléphone": "0699887766", "Société": "Atelier Martin"}
+    assert sync(linked, full=True).orders_updated == 0
+
+
+@pytest.mark.django_db
+def test_platform_scans_become_checkins_once(linked, wz_connected):
+    from pretix.base.models import Checkin
+
+    sync(linked)
+    claire1, claire2 = position(linked, 7759645), position(linked, 7759646)
+    with scopes_disabled():
+        ci = Checkin.objects.get(position=claire1)  # control_status 1 at 14:05:12 in Paris
+        assert ci.type == Checkin.TYPE_ENTRY and ci.datetime.isoformat() == "2026-07-04T12:05:12+00:00"
+        assert Checkin.objects.filter(position__order__event=linked).count() == 1
+    wz_connected.scan(7759646, "2026-07-04 14:30:00")
+    assert sync(linked).orders_updated == 1
+    for kw in ({}, {"full": True}):
+        assert sync(linked, **kw).orders_updated == 0
+    with scopes_disabled():
+        assert Checkin.objects.get(position=claire2).datetime.isoformat() == "2026-07-04T12:30:00+00:00"
+        assert Checkin.objects.filter(position=claire1).count() == 1
+        assert Checkin.objects.filter(position__order__event=linked).count() == 2
+        assert CheckinList.objects.filter(event=linked).count() == 1

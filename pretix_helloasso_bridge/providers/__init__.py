@@ -106,6 +106,8 @@ class RemotePosition:
     discount: Decimal = Decimal("0.00")
     #: the remote date (:class:`RemoteDate`) of this ticket, for events with several dates
     date_id: Optional[str] = None
+    #: when the ticket was scanned at the door on the platform (imported once as a pretix check-in), None if never
+    checked_in: Optional[datetime] = None
 
 
 @dataclass
@@ -146,6 +148,9 @@ class RemoteOrder:
     positions: List[RemotePosition] = field(default_factory=list)
     payments: List[RemotePayment] = field(default_factory=list)
     form_ref: str = ""
+    #: answers given once per order (the buyer's form); pretix has no order-level questions, so the engine attaches them
+    #: to the order's first ticket, as pretix's checkout does for questions asked once per order
+    answers: List[RemoteAnswer] = field(default_factory=list)
     #: opaque markers of this version of the order (e.g. its and its payments' update dates), compared with
     #: :attr:`OrderChange.version`; not part of the order's data (left out of its repr, hence of its fingerprint)
     versions: List[str] = field(default_factory=list, repr=False)

@@ -252,10 +252,9 @@ class BilletwebProvider(Provider):
                 remote_id=as_id(r.get("id")), product_id=as_id(r.get("ticket_id")) or None, product_label=str(r.get("ticket") or ""),
                 price=euros(r.get("price")), state=state, attendee_first_name=str(r.get("firstname") or ""),
                 attendee_last_name=str(r.get("name") or ""), attendee_email=str(r.get("email") or ""),
-                answers=[RemoteAnswer(question_id=f"label:{k}", label=str(k), answer=str(v), create_question=True)
-                         for k, v in (r.get("custom") or {}).items() if isinstance(r.get("custom"), dict) and str(v or "").strip()],
+                answers=_label_answers(r.get("custom")),
                 secret=str(r.get("barcode") or ""), promo_code=str(r.get("reduction_code") or ""),
-                date_id=session if session and session != "0" else None,
+                date_id=session if session and session != "0" else None, checked_in=_scanned(r),
             ))
         # a ticket included in a pass points to the pass (`pass`): both keep their own barcode, so both stay tickets
         live = sum((p.price for p in positions if p.state != CANCELED), Decimal("0.00"))
@@ -277,7 +276,35 @@ class BilletwebProvider(Provider):
             first_name=str(first.get("order_firstname") or ""), last_name=str(first.get("order_name") or ""),
             total=euros(first.get("order_price")), positions=positions, payments=payments, form_ref=as_id(form_ref),
             versions=sorted({str(r.get("last_update") or "") for r in rows}),
+            answers=_order_answers(rows),
         )
+
+
+def _label_answers(values) -> List[RemoteAnswer]:
+    """Billetweb's custom fields: ``{label: value}`` (empty values left out), questions created from their labels. A list of
+    ``{label, value}`` is read too (``custom_order``'s shape is not documented)."""
+    if isinstance(values, list):
+        values = {a.get("label"): a.get("value") for a in values if isinstance(a, dict) and a.get("label") is not None}
+    if not isinstance(values, dict):
+        return []
+    return [RemoteAnswer(question_id=f"label:{k}", label=str(k), answer=str(v), create_question=True)
+            for k, v in values.items() if str(k).strip() and v is not None and str(v).strip()]
+
+
+def _order_answers(rows) -> List[RemoteAnswer]:
+    """``custom_order`` (the buyer's form, once per order, repeated on each ticket row): the first row that has it.
+    Its shape is not documented; read like ``custom`` (label -> value)."""
+    for r in rows:
+        if isinstance(r.get("custom_order"), (dict, list)) and r["custom_order"]:
+            return _label_answers(r["custom_order"])
+    return []
+
+
+def _scanned(row):
+    """``used`` 1 (scanned) or 2 (scanned, then left) with a real ``used_date``: when the ticket entered; else None."""
+    if as_id(row.get("used")) not in ("1", "2"):
+        return None
+    return local_date(row.get("used_date"))
 
 
 def _order_key(value):

@@ -286,11 +286,9 @@ class WeezeventProvider(Provider):
                 product_label=rate.name if rate else "", price=rate.price if rate else Decimal("0.00"), state=state,
                 attendee_first_name=str(owner.get("first_name") or ""), attendee_last_name=str(owner.get("last_name") or ""),
                 attendee_email=str(owner.get("email") or ""),
-                answers=[RemoteAnswer(question_id=f"label:{a.get('label')}", label=str(a.get("label")), answer=str(a.get("value")),
-                                      create_question=True)
-                         for a in (p.get("answers") or []) if isinstance(a, dict) and a.get("label") and str(a.get("value") or "").strip()],
+                answers=_label_answers(p.get("answers")),
                 secret=str(p.get("barcode") or ""), promo_code=str(p.get("promo_code") or ""),
-                date_id=date_id if date_id and date_id != "0" else None,
+                date_id=date_id if date_id and date_id != "0" else None, checked_in=_scanned(p),
             ))
         first = rows[0]
         buyer = first.get("buyer") if isinstance(first.get("buyer"), dict) else {}
@@ -312,7 +310,24 @@ class WeezeventProvider(Provider):
             first_name=str(buyer.get("acheteur_first_name") or owner.get("first_name") or ""),
             last_name=str(buyer.get("acheteur_last_name") or owner.get("last_name") or ""),
             total=all_prices, positions=positions, payments=payments, form_ref=as_id(form_ref),
+            answers=_label_answers(buyer.get("answers")),
         )
+
+
+def _label_answers(values) -> List[RemoteAnswer]:
+    """Weezevent's form answers: ``[{label, value}]`` (empty values left out), questions created from their labels."""
+    return [RemoteAnswer(question_id=f"label:{a.get('label')}", label=str(a.get("label")), answer=str(a.get("value")),
+                         create_question=True)
+            for a in (values if isinstance(values, list) else [])
+            if isinstance(a, dict) and str(a.get("label") or "").strip() and a.get("value") is not None and str(a.get("value")).strip()]
+
+
+def _scanned(participant):
+    """``control_status`` (the last scan): a status other than ``"0"`` with a real ``scan_date``; else None."""
+    status = participant.get("control_status")
+    if not isinstance(status, dict) or as_id(status.get("status")) in ("", "0"):
+        return None
+    return local_date(status.get("scan_date"))
 
 
 def _refunded(value):

@@ -28,6 +28,8 @@ class BulkOrderImport:
             return False
         if any(p.state == P.CANCELED for p in remote.positions):
             return False
+        if any(p.checked_in for p in remote.positions):  # scans on the platform: check-ins made by the usual path
+            return False
         for rp in remote.payments:
             if rp.state == P.CONTESTED or any(rf.done for rf in rp.refunds):
                 return False
@@ -125,7 +127,7 @@ class BulkOrderImport:
                     op._ha_secret = pos.secret if pos.secret and not pos.addon_to else ""
                     op._ha_remote_id = pos.remote_id
                     asked = set()
-                    for entry in self._answers(pos, item):
+                    for entry in self._answers(pos, item, remote):
                         if entry["question"] not in asked:  # one answer per question, as pretix's order API keeps
                             asked.add(entry["question"])
                             answers.append((op, entry))

@@ -68,12 +68,32 @@ class PositionMatching:
         self._by_label = None
         return question
 
-    def _answers(self, pos: P.RemotePosition, item):
+    @staticmethod
+    def _order_answers_carrier(remote: P.RemoteOrder):
+        """The remote id of the ticket that carries the order's answers: its first live ticket (not an option), as pretix
+        keeps answers to questions asked once per order on the order's first position; None without order answers."""
+        if not remote.answers:
+            return None
+        tickets = [p for p in remote.positions if not p.addon_to]
+        live = [p for p in tickets if p.state != P.CANCELED]
+        carrier = (live or tickets or [None])[0]
+        return carrier.remote_id if carrier else None
+
+    def _answers(self, pos: P.RemotePosition, item, remote: P.RemoteOrder = None):
+        """The pretix answers of a ticket: its own, plus the order's answers on the order's first ticket (the ticket's own
+        answer wins when both answer the same question)."""
+        result = self._position_answers(pos.answers, item)
+        if remote is not None and remote.answers and pos.remote_id == self._order_answers_carrier(remote):
+            asked = {e["question"] for e in result}
+            result += [e for e in self._position_answers(remote.answers, item) if e["question"] not in asked]
+        return result
+
+    def _position_answers(self, answers, item):
         result = []
         if self._by_label is None or len(self._by_label) != len(self.questions):
             self._by_label = {str(q.question): q for q in self.questions.values()}
         by_label = self._by_label
-        for ans in pos.answers:
+        for ans in answers:
             question = self.questions.get(ans.question_id) if ans.question_id else None
             if question is None and ans.question_id:
                 ro = lookup(self.event, RemoteObject.QUESTION, ans.question_id)

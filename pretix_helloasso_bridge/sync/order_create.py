@@ -79,7 +79,7 @@ class OrderCreation:
         for i, pos in enumerate(live, start=1):  # add-ons come right after their parent, as pretix requires
             item = self._item_for(pos)
             posid[pos.remote_id] = i
-            data = {"positionid": i, "item": item.pk, "price": str(pos.price), "answers": self._answers(pos, item)}
+            data = {"positionid": i, "item": item.pk, "price": str(pos.price), "answers": self._answers(pos, item, remote)}
             if pos.addon_to:
                 if pos.addon_to not in posid:
                     raise SkipOrder(_("an option belongs to a cancelled item"))
@@ -126,6 +126,7 @@ class OrderCreation:
         by_posid = {p.positionid: p for p in order.all_positions.all()}
         for pos in live:
             remember(self.event, RemoteObject.POSITION, pos.remote_id, order=order, position=by_posid[posid[pos.remote_id]])
+        self._import_checkins(order, remote, {pos.remote_id: by_posid[posid[pos.remote_id]] for pos in live})
         order.log_action("pretix.event.order.placed", data={"source": self.provider.identifier, **order_log_ids(self.provider, remote)})
         order_placed.send(self.event, order=order, bulk=True)
         self.report.orders_created += 1

@@ -6,8 +6,9 @@ from datetime import timedelta
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
 
-from pretix.base.models import Order, OrderPosition, QuestionAnswer
+from pretix.base.models import Checkin, CheckinList, Order, OrderPosition, QuestionAnswer
 from pretix.base.services.orders import OrderChangeManager, OrderError, cancel_order
+from pretix.base.signals import checkin_created
 
 from .. import providers as P
 from ..models import RemoteObject
@@ -32,6 +33,8 @@ class OrderUpdate:
             Order.objects.filter(pk=order.pk).update(api_meta=order.api_meta)
             changed = True
         changed |= self._payments(order, remote, new=False)
+        changed |= bool(self._update_answers(order, remote, mapped))
+        changed |= bool(self._import_checkins(order, remote, mapped))
         order.refresh_from_db()
         # positions cancelled on the platform
         to_cancel = [mapped[p.remote_id] for p in remote.positions
@@ -53,6 +56,69 @@ class OrderUpdate:
             changed = True
         if changed and not counted:
             self.report.orders_updated += 1
+
+    def _update_answers(self, order: Order, remote: P.RemoteOrder, mapped: dict) -> int:
+        """Answers changed (or given later) on the platform, on tickets already imported: the pretix answers follow, logged
+        as pretix logs an answer changed in the backend. Answers that disappeared on the platform are kept (the platforms
+        leave empty answers out, so a removal cannot be told from a field nobody filled)."""
+        changes = []
+        for pos in remote.positions:
+            op = mapped.get(pos.remote_id)
+            if op is None or op.canceled or pos.state == P.CANCELED:
+                continue
+            existing = {qa.question_id: qa for qa in op.answers.all()}
+            done = set()
+            for entry in self._answers(pos, op.item, remote):
+                if entry["question"] in done:
+                    continue
+                done.add(entry["question"])
+                qa = existing.get(entry["question"])
+                if qa is None:
+                    qa = QuestionAnswer.objects.create(orderposition=op, question_id=entry["question"], answer=entry["answer"])
+                elif qa.answer == entry["answer"] and sorted(o.pk for o in qa.options.all()) == sorted(entry["options"]):
+                    continue
+                else:
+                    qa.answer = entry["answer"]
+                    qa.save(update_fields=["answer"])
+                qa.options.set(entry["options"])
+                changes.append({"position": op.pk, "positionid": op.positionid, "question": entry["question"],
+                                "answer": entry["answer"]})
+        if changes:
+            order.log_action("pretix.event.order.modified", data={"data": changes, "source": self.provider.identifier})
+        return len(changes)
+
+    def _checkin_list(self):
+        """The event's default check-in list (all products, all dates), created as pretix creates it for a new event."""
+        if getattr(self, "_default_checkin_list", None) is None:
+            lists = self.event.checkin_lists.filter(subevent__isnull=True).order_by("pk")
+            self._default_checkin_list = lists.filter(all_products=True).first() or lists.first() or CheckinList.objects.create(
+                event=self.event, name=_("Default"), all_products=True)
+        return self._default_checkin_list
+
+    def _import_checkins(self, order: Order, remote: P.RemoteOrder, mapped: dict) -> int:
+        """Tickets already scanned at the door on the platform: one pretix check-in each, at the platform's scan date, on the
+        event's default check-in list; the position's mapping row remembers it, so a later sync never adds it again."""
+        todo = {p.remote_id: p.checked_in for p in remote.positions if p.checked_in and mapped.get(p.remote_id)
+                and not mapped[p.remote_id].canceled}
+        if not todo:
+            return 0
+        rows = RemoteObject.objects.filter(event=self.event, kind=RemoteObject.POSITION, remote_id__in=list(todo), order=order)
+        added = 0
+        for ro in rows:
+            if (ro.synced or {}).get("checkin"):
+                continue
+            op, dt = mapped[ro.remote_id], todo[ro.remote_id]
+            clist = self._checkin_list()
+            ci = Checkin.objects.create(position=op, list=clist, datetime=dt, type=Checkin.TYPE_ENTRY, raw_barcode=op.secret,
+                                        forced=True, force_sent=True)
+            order.log_action("pretix.event.checkin", data={
+                "position": op.pk, "positionid": op.positionid, "first": True, "forced": True, "datetime": dt,
+                "type": Checkin.TYPE_ENTRY, "list": clist.pk, "source": self.provider.identifier})
+            checkin_created.send(self.event, checkin=ci)
+            ro.synced = {**(ro.synced or {}), "checkin": dt.isoformat()}
+            ro.save(update_fields=["synced", "updated"])
+            added += 1
+        return added
 
     def _add_positions(self, order: Order, remote: P.RemoteOrder, mapped: dict) -> int:
         """Tickets (and options) added on the platform to an imported order: new pretix positions through pretix's
@@ -88,7 +154,7 @@ class OrderUpdate:
                     op.secret = pos.secret
                 op.save()
                 asked = set()
-                for entry in self._answers(pos, item):
+                for entry in self._answers(pos, item, remote):
                     if entry["question"] not in asked:
                         asked.add(entry["question"])
                         qa = QuestionAnswer.objects.create(orderposition=op, question_id=entry["question"], answer=entry["answer"])

@@ -173,8 +173,9 @@ class FakeBilletweb(FakeServer):
                 "last_update": "2026-05-03 18:20:00", "session": "7001", "session_start": "2026-07-04 14:00:00", "custom": {"Niveau": "Débutant"}}))
 
     def add_order(self, event_id=DEMO_EVENT, *, tickets, email="new.buyer@example.org", firstname="Nouveau", name="Client", paid=True,
-                  payment_type="web", session=None, custom=None):
-        """Sell ``tickets`` (rate ids) in one order; returns ``(order id, [rows])``."""
+                  payment_type="web", session=None, custom=None, custom_order=None):
+        """Sell ``tickets`` (rate ids) in one order; returns ``(order id, [rows])``. ``custom_order``: the buyer's form
+        (label -> value), repeated on every ticket row of the order."""
         with self._lock:
             now = paris_now()
             oid = str(next(self._ids["order"]))
@@ -187,6 +188,9 @@ class FakeBilletweb(FakeServer):
                 "id": str(next(self._ids["ticket"])), "barcode": str(next(self._ids["barcode"])), "email": email, "firstname": firstname,
                 "name": name, "ticket_id": t, "last_update": now, "session": session or "0", "session_start": session_start,
                 "custom": dict(custom or {})}) for t in tickets]
+            if custom_order is not None:
+                for r in rows:
+                    r["custom_order"] = dict(custom_order)
             self.attendees[event_id].extend(rows)
             return oid, rows
 
@@ -213,6 +217,24 @@ class FakeBilletweb(FakeServer):
                                 x["order_paid"] = "0"
                                 self._touch(x)
                         return r
+
+    def set_order_answers(self, order_id, custom_order):
+        """The buyer's form (``custom_order``) of an order changed."""
+        with self._lock:
+            for rows in self.attendees.values():
+                for r in rows:
+                    if r["order_id"] == str(order_id):
+                        r["custom_order"] = dict(custom_order)
+                        self._touch(r)
+
+    def scan(self, ticket_id, when=None):
+        """A ticket scanned at the door (``used: "1"``) at ``when`` (Paris time) or now."""
+        with self._lock:
+            for rows in self.attendees.values():
+                for r in rows:
+                    if r["id"] == str(ticket_id):
+                        r["used"], r["used_date"], r["lane"] = "1", when or paris_now(), "porte@example.org"
+                        self._touch(r)
 
     def mark_paid(self, order_id):
         with self._lock:

@@ -115,14 +115,33 @@ class FakeWeezevent(FakeServer):
     # -- helpers -----------------------------------------------------------------------------------
 
     def add_transaction(self, rates, *, date_id=90001, email="nouveau@example.org", first="Nouveau", last="Client", paid=True, answers=(),
-                        event_id=512345):
-        """One transaction with one participant per rate id; returns ``(transaction id, [participants])``."""
+                        event_id=512345, buyer_answers=()):
+        """One transaction with one participant per rate id; returns ``(transaction id, [participants])``. ``buyer_answers``:
+        the buyer's form (``(label, value)`` pairs), repeated in ``buyer.answers`` of every participant, as Weezevent does."""
         with self._lock:
             tx, now = next(self._ids["transaction"]), paris_now()
+            buyer = {"id_acheteur": 880000 + tx % 1000, "email_acheteur": email, "acheteur_last_name": last, "acheteur_first_name": first,
+                     "answers": [{"label": k, "value": v} for k, v in buyer_answers]}
             rows = [_participant(next(self._ids["participant"]), date_id, str(r), str(next(self._ids["barcode"])), tx, first, last, email,
-                                 created=now, paid=paid, answers=answers, event_id=event_id) for r in rates]
+                                 created=now, paid=paid, answers=answers, event_id=event_id, buyer=copy.deepcopy(buyer)) for r in rates]
             self.participants += rows
             return str(tx), rows
+
+    def set_buyer_answers(self, tx, answers):
+        """The buyer's form of transaction ``tx`` changed (``(label, value)`` pairs)."""
+        with self._lock:
+            for p in self.participants:
+                if str(p["id_transaction"]) == str(tx):
+                    p["buyer"]["answers"] = [{"label": k, "value": v} for k, v in answers]
+                    p["last_update"] = paris_now()
+
+    def scan(self, pid, when=None):
+        """Participant ``pid`` scanned at the door (``control_status``), at ``when`` (Paris time) or now."""
+        with self._lock:
+            p = self._find(pid)
+            when = when or paris_now()
+            p["control_status"] = {"status": "1", "scan_date": when, "scan_user": "1789", "scan_user_name": "Entrée principale"}
+            p["last_update"] = paris_now()
 
     def add_transactions(self, n, rate="2001", start=0):
         for i in range(start, start + n):
