@@ -1,15 +1,19 @@
 """Prospects in the control panel, exports, notifications, conversion on purchase, shredder and retention."""
 import datetime
+import io
+import json
+import re
 import time
 from datetime import timedelta
+from zipfile import ZipFile
 
 import pytest
 from dateutil.relativedelta import relativedelta
 from django.test import Client
 from django.utils.timezone import now
-from django_scopes import scope, scopes_disabled
+from django_scopes import scopes_disabled
 
-from pretix.base.models import Event, NotificationSetting, Order, OutgoingMail, Team
+from pretix.base.models import CachedFile, Event, LogEntry, NotificationSetting, Order, OutgoingMail, Team
 
 from pretix_crm_bridge.calendly.models import CalendlyConnection, Meeting, Prospect
 from pretix_crm_bridge.calendly.shredder import ProspectShredder, purge_lost
@@ -233,25 +237,6 @@ def test_order_paid_converts_and_other_organisers_or_test_orders_do_not(organize
 # -- shredder and retention -------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_event_shredder_removes_the_buyers_prospects(admin_client, organizer, booked, shop, item):
-    make_order(shop, item, email="GUEST4@example.org")
-    with scopes_disabled():  # pretix shreds only events that are over and offline
-        Event.objects.filter(pk=shop.pk).update(date_from=now() - timedelta(days=2), live=False)
-    session = admin_client.session
-    session["pretix_auth_login_time"] = time.time()  # pretix asks for a recent login on this page
-    session.save()
-    page = admin_client.get(f"/control/event/{organizer.slug}/{shop.slug}/shredder/").content.decode()
-    assert "CRM prospects of this event&#x27;s buyers" in page or "CRM prospects of this event's buyers" in page
-    with scope(organizer=organizer):
-        s = ProspectShredder(shop)
-        files = list(s.generate_files())
-        assert "guest4@example.org" in files[0][2].lower()
-        s.shred_data()
-        assert not Prospect.objects.filter(email__iexact="guest4@example.org").exists()
-        assert Prospect.objects.filter(organizer=organizer).count() == 3
-
-
-@pytest.mark.django_db
 def test_retention_deletes_lost_prospects_after_n_months(admin_client, organizer, booked):
     r = admin_client.post(org_url(organizer, "crm/calendly/options/"), {"sync_interval": 30, "retention_months": 6})
     assert r.status_code == 302
@@ -277,3 +262,63 @@ def test_pages_do_not_exist_without_the_plugin(admin_client, organizer, booked):
     for url in (f"prospects/{p.pk}/delete/", "crm/calendly/sync/", "crm/calendly/disconnect/"):
         assert admin_client.post(org_url(organizer, url)).status_code == 404
     assert "Prospects" not in admin_client.get(f"/control/organizer/{organizer.slug}/").content.decode()
+
+
+# -- pretix's shredder flow -------------------------------------------------------------------------------------
+
+def shred_through_pretix(admin_client, event, identifiers, django_capture_on_commit_callbacks):
+    """pretix's event shredder pages: select, download (the confirm code is in the ZIP), confirm; returns the ZIP's files."""
+    base = f"/control/event/{event.organizer.slug}/{event.slug}/shredder/"
+    session = admin_client.session
+    session["pretix_auth_login_time"] = int(time.time())  # pretix asks for a recent login before shredding
+    session.save()
+    page = admin_client.get(base).content.decode()
+    offered = re.findall(r'name="shredder"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="shredder"', page)
+    offered = [a or b for a, b in offered]
+    assert set(identifiers) <= set(offered), offered
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin_client.post(base + "export", {"shredder": identifiers})
+    assert r.status_code == 302, r.content
+    file_id = r["Location"].rstrip("/").split("/")[-1]
+    assert admin_client.get(r["Location"]).status_code == 200  # the download step
+    with scopes_disabled():
+        with ZipFile(io.BytesIO(CachedFile.objects.get(pk=file_id).file.read())) as z:
+            files = {n: z.read(n) for n in z.namelist()}
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin_client.post(base + "shred", {"file": file_id, "confirm_code": files["CONFIRM_CODE.txt"].decode(), "slug": event.slug})
+    assert r.status_code == 302, r.content
+    assert "/shredder/" not in r["Location"] or "error" not in r["Location"], r["Location"]
+    with scopes_disabled():
+        assert event.logentry_set.filter(action_type="pretix.event.shredder.completed").exists()
+    return files
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("emails_first", [False, True])
+def test_pretix_shredder_flow_removes_the_buyers_prospects(admin_client, organizer, booked, shop, item, emails_first,
+                                                           django_capture_on_commit_callbacks):
+    buyer = make_order(shop, item, email="GUEST4@example.org")
+    with scopes_disabled():  # guest2 did not buy but attends
+        buyer.positions.update(attendee_email="guest2@example.org")
+    converted = make_order(shop, item, email="guest3@example.org")
+    pay(converted)
+    assert prospect(organizer, "guest3@example.org").order_id == converted.pk
+    with scopes_disabled():  # pretix shreds only events that are over and offline
+        Event.objects.filter(pk=shop.pk).update(date_from=now() - timedelta(days=2), date_to=None, live=False)
+        shop.refresh_from_db()
+    # pretix runs the shredders in the order it receives them: also when the e-mails are shredded first
+    selected = ["order_emails", ProspectShredder.identifier] if emails_first else [ProspectShredder.identifier, "order_emails"]
+    files = shred_through_pretix(admin_client, shop, selected, django_capture_on_commit_callbacks)
+    exported = json.loads(files["crm-prospects.json"])
+    assert sorted(p["email"].lower() for p in exported) == ["guest2@example.org", "guest3@example.org", "guest4@example.org"]
+    assert exported[0]["meetings"][0]["event_type"]
+    with scopes_disabled():
+        assert set(Prospect.objects.filter(organizer=organizer).values_list("email", flat=True)) == {"guest1@example.org"}
+        assert Meeting.objects.filter(prospect__organizer=organizer).exclude(prospect__email="guest1@example.org").count() == 0
+        buyer.refresh_from_db()
+        assert buyer.email is None
+        deleted = organizer.all_logentries().filter(action_type="pretix_crm_bridge.prospect.deleted")
+        assert [e.parsed_data["reason"] for e in deleted] == ["shredder"] * 3
+        assert not shop.settings.get(ProspectShredder.PENDING_KEY)  # what the download listed is forgotten once shredded
+        # nothing personal is left in the prospects' own log entries
+        assert not LogEntry.objects.filter(content_type__model="prospect", data__icontains="guest4").exists()
