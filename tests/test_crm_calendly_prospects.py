@@ -14,10 +14,10 @@ from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
 from pretix.base.models import CachedFile, Event, LogEntry, NotificationSetting, Order, OutgoingMail, Team
+from pretix.base.signals import periodic_task
 
 from pretix_crm_bridge.calendly.models import CalendlyConnection, Meeting, Prospect
-from pretix_crm_bridge.calendly.shredder import ProspectShredder, purge_lost
-from pretix_crm_bridge.calendly.signals import periodic_retention  # NOQA: F401 - registered receiver
+from pretix_crm_bridge.calendly.shredder import ProspectShredder
 
 from .calendly_utils import member, org_url, pat_connect
 from .crm_utils import make_order, pay, storefront_order
@@ -245,10 +245,21 @@ def test_retention_deletes_lost_prospects_after_n_months(admin_client, organizer
         Prospect.objects.filter(email="guest1@example.org").update(status=Prospect.LOST, status_changed=now() - relativedelta(months=7))
         Prospect.objects.filter(email="guest2@example.org").update(status=Prospect.LOST, status_changed=now() - relativedelta(months=5))
         Prospect.objects.filter(email="guest3@example.org").update(status_changed=now() - relativedelta(months=12))  # new, kept
-    assert purge_lost() == 1
+        Prospect.objects.filter(email="guest4@example.org").update(  # a customer, kept
+            status=Prospect.CONVERTED, status_changed=now() - relativedelta(months=12))
+        CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now())  # no sync is due
+        # another organiser's lost prospect: its own retention (none) applies
+        from pretix.base.models import Organizer
+        other = Organizer.objects.create(name="Other", slug="other")
+        Prospect.objects.create(organizer=other, email="guest1@example.org", status=Prospect.LOST,
+                                status_changed=now() - relativedelta(months=30))
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic) sends this
     with scopes_disabled():
         assert set(Prospect.objects.filter(organizer=organizer).values_list("email", flat=True)) == {
             "guest2@example.org", "guest3@example.org", "guest4@example.org"}
+        assert Prospect.objects.filter(organizer=other).count() == 1
+        [entry] = organizer.all_logentries().filter(action_type="pretix_crm_bridge.prospect.deleted")
+        assert entry.parsed_data["reason"] == "retention" and "guest1" not in entry.data
     assert admin_client.post(org_url(organizer, "crm/calendly/options/"), {"sync_interval": 1, "retention_months": 6}).status_code == 400
 
 

@@ -9,7 +9,9 @@ from django.db import connection as db_connection
 from django.utils.timezone import now
 from django_scopes import scope, scopes_disabled
 
-from pretix_crm_bridge.calendly import sync as calendly_sync, tasks
+from pretix.base.signals import periodic_task
+
+from pretix_crm_bridge.calendly import sync as calendly_sync
 from pretix_crm_bridge.calendly.client import oauth_store
 from pretix_crm_bridge.calendly.models import CalendlyConnection, Meeting, Prospect
 from pretix_integrations_core import crypto
@@ -164,22 +166,22 @@ def test_one_sync_per_organiser(admin_client, organizer, connected, django_captu
 def test_periodic_sync_is_due_by_interval_and_gated_by_the_plugin(admin_client, organizer, connected):
     with scopes_disabled():
         CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=10))
-    tasks.run_periodic()
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic)
     assert not connected.received("GET", r"^/scheduled_events$")
     with scopes_disabled():
         CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31))
-    tasks.run_periodic()
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic)
     assert len(connected.received("GET", r"^/scheduled_events$")) == 1
     with scopes_disabled():  # a recent failure counts as an attempt
         CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31),
                                                                       last_error_at=now() - timedelta(minutes=5))
-    tasks.run_periodic()
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic)
     assert len(connected.received("GET", r"^/scheduled_events$")) == 1
     with scopes_disabled():
         CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31), last_error_at=None)
     organizer.disable_plugin("pretix_crm_bridge")
     organizer.save()
-    tasks.run_periodic()
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic)
     assert len(connected.received("GET", r"^/scheduled_events$")) == 1
 
 
