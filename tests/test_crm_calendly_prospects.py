@@ -94,41 +94,117 @@ def test_delete_removes_prospect_and_meetings(admin_client, organizer, booked):
 
 # -- permissions ------------------------------------------------------------------------------------------------
 
+#: every control view of the Calendly and prospect pages: (method, path under the organiser, data, permission it needs)
+VIEWS = {
+    "prospects": ("get", "prospects/", None, "read"),
+    "prospects.search": ("get", "prospects/?query=guest&status=new", None, "read"),
+    "prospects.detail": ("get", "prospects/{p}/", None, "read"),
+    "prospects.detail.change": ("post", "prospects/{p}/", {"status": "lost", "phone": "", "note": "x"}, "write"),
+    "prospects.delete": ("post", "prospects/{p}/delete/", {}, "write"),
+    "calendly": ("get", "crm/calendly/", None, "settings"),
+    "calendly.connect": ("post", "crm/calendly/connect/", {}, "settings"),
+    "calendly.token": ("post", "crm/calendly/token/", {"token": "demo-calendly-personal-access-token"}, "settings"),
+    "calendly.disconnect": ("post", "crm/calendly/disconnect/", {}, "settings"),
+    "calendly.sync": ("post", "crm/calendly/sync/", {}, "settings"),
+    "calendly.options": ("post", "crm/calendly/options/", {"sync_interval": 60, "retention_months": 3}, "settings"),
+}
+PERMISSIONS = {
+    "read": {"organizer.crm_prospects:read": True},
+    "write": {"organizer.crm_prospects:read": True, "organizer.crm_prospects:write": True},
+    "settings": {"organizer.settings.general:write": True},
+}
+
+
+def _state(organizer):
+    """What a refused request must not have changed."""
+    with scopes_disabled():
+        conn = CalendlyConnection.objects.get(organizer=organizer)
+        return (sorted(Prospect.objects.filter(organizer=organizer).values_list("email", "status", "notes")),
+                conn.organization_uri, conn.sync_interval, conn.retention_months, conn.last_sync)
+
+
 @pytest.mark.django_db
-def test_permissions_on_every_view(organizer, booked, event):
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_every_view_needs_its_permission_and_stays_in_its_organiser(organizer, booked, event, view, django_capture_on_commit_callbacks):
+    from pretix.base.models import Organizer
+
+    method, path, data, needed = VIEWS[view]
     p = prospect(organizer, "guest1@example.org")
-    reader = login(member(organizer, "reader@example.org", limit_organizer_permissions=READ))
-    writer = login(member(organizer, "writer@example.org", limit_organizer_permissions=WRITE))
-    settings_admin = login(member(organizer, "settings@example.org", limit_organizer_permissions={"organizer.settings.general:write": True}))
-    nobody = login(member(organizer, "nobody@example.org", all_events=True, limit_event_permissions={"event.orders:read": True}))
-    anonymous = Client()
-    reads = [org_url(organizer, "prospects/"), org_url(organizer, f"prospects/{p.pk}/")]
-    settings_pages = [org_url(organizer, "crm/calendly/")]
-    settings_posts = [org_url(organizer, f"crm/calendly/{a}/") for a in ("connect", "token", "disconnect", "sync", "options")]
-    for url in reads:
-        assert reader.get(url).status_code == 200
-        assert writer.get(url).status_code == 200
-        assert nobody.get(url).status_code in (403, 404)
-        assert settings_admin.get(url).status_code in (403, 404)
-        assert anonymous.get(url).status_code == 302
-    detail, delete = org_url(organizer, f"prospects/{p.pk}/"), org_url(organizer, f"prospects/{p.pk}/delete/")
-    assert reader.post(detail, {"status": "lost", "phone": ""}).status_code == 403
-    assert reader.post(delete).status_code == 403
-    assert "Delete this prospect" not in reader.get(detail).content.decode()
-    assert writer.post(detail, {"status": "lost", "phone": ""}).status_code == 302
-    for url in settings_pages:
-        assert settings_admin.get(url).status_code == 200
-        for c in (reader, writer, nobody):
-            assert c.get(url).status_code in (403, 404)
-    for url in settings_posts:
-        for c in (reader, writer, nobody):
-            assert c.post(url).status_code in (403, 404)
-        assert anonymous.post(url).status_code == 302
-    # the callback checks the organiser of the state against the user's permissions
-    r = reader.get("/control/crm/calendly/callback/?code=x&state=y")
-    assert r.status_code == 400
-    p.refresh_from_db()
-    assert p.status == Prospect.LOST
+    # another organiser with the bridge and a prospect of its own, administrated by someone with every permission there
+    with scopes_disabled():
+        other = Organizer.objects.create(name="Other", slug="other", plugins="pretix_crm_bridge")
+        theirs = Prospect.objects.create(organizer=other, email="theirs@example.org")
+    outsider = login(member(other, "outsider@example.org", all_events=True, all_organizer_permissions=True))
+    # members of this organiser with every permission but the one this view needs (and one with no organiser permission)
+    refused = [login(member(organizer, f"{name}@example.org", limit_organizer_permissions=perms))
+               for name, perms in PERMISSIONS.items() if not (perms.keys() >= PERMISSIONS[needed].keys())]
+    refused.append(login(member(organizer, "orders@example.org", all_events=True,
+                                limit_event_permissions={"event.orders:read": True, "event.orders:write": True})))
+    allowed = login(member(organizer, "allowed@example.org", limit_organizer_permissions=PERMISSIONS[needed]))
+    url = org_url(organizer, path.format(p=p.pk))
+
+    def call(c, u=url):
+        with django_capture_on_commit_callbacks(execute=True):
+            return getattr(c, method)(u, data) if method == "post" else c.get(u)
+
+    before = _state(organizer)
+    for c in refused:
+        assert call(c).status_code == 403, view
+    # another organiser's admin: this organiser does not exist for them
+    assert call(outsider).status_code == 404
+    assert _state(organizer) == before
+    if "{p}" in path:
+        # this organiser's prospect through the other organiser's pages, and the other's prospect through these
+        assert call(outsider, org_url(other, path.format(p=p.pk))).status_code == 404
+        assert call(allowed, org_url(organizer, path.format(p=theirs.pk))).status_code == 404
+        with scopes_disabled():
+            assert Prospect.objects.filter(pk=theirs.pk, status=Prospect.NEW).exists()
+        assert _state(organizer) == before
+    # not logged in: pretix's login page
+    r = call(Client())
+    assert r.status_code == 302 and "/control/login" in r["Location"]
+    # with the permission the view works (so the refusals above are the permission's doing)
+    r = call(allowed)
+    assert r.status_code in (200, 302), r.status_code
+    if method == "post" and view not in ("calendly.sync", "calendly.connect"):
+        assert _state(organizer) != before
+
+
+@pytest.mark.django_db
+def test_prospect_readers_see_orders_only_of_events_they_may_see(organizer, booked, event, item):
+    p = prospect(organizer, "guest1@example.org")
+    order = make_order(event, item, email="guest1@example.org")
+    reader = login(member(organizer, "reader@example.org", limit_organizer_permissions=PERMISSIONS["read"]))
+    page = reader.get(org_url(organizer, f"prospects/{p.pk}/")).content.decode()
+    assert "guest1@example.org" in page and order.code not in page
+    assert "Delete this prospect" not in page  # and no change form
+    both = login(member(organizer, "both@example.org", limit_organizer_permissions=PERMISSIONS["read"], all_events=True,
+                        limit_event_permissions={"event.orders:read": True}))
+    assert order.code in both.get(org_url(organizer, f"prospects/{p.pk}/")).content.decode()
+
+
+@pytest.mark.django_db
+def test_navigation_and_export_follow_the_permissions(organizer, booked):
+    home = org_url(organizer)
+    reader = login(member(organizer, "reader@example.org", limit_organizer_permissions=PERMISSIONS["read"]))
+    settings_admin = login(member(organizer, "settings@example.org", limit_organizer_permissions=PERMISSIONS["settings"]))
+    orders = login(member(organizer, "orders@example.org", all_events=True, limit_event_permissions={"event.orders:read": True}))
+    page = reader.get(home).content.decode()
+    assert "Prospects (4 new)" in page and org_url(organizer, "crm/calendly/") not in page
+    page = settings_admin.get(home).content.decode()
+    assert "Prospects" not in page and org_url(organizer, "crm/calendly/") in page
+    assert "Prospects" not in orders.get(home).content.decode()
+    export = f"/control/organizer/{organizer.slug}/export/"
+    assert "CRM prospects (Calendly)" in reader.get(export).content.decode()
+    assert "CRM prospects (Calendly)" not in orders.get(export).content.decode()
+
+
+@pytest.mark.django_db
+def test_callback_needs_a_state_of_this_session(organizer, booked):
+    """The OAuth callback is not under an organiser: the organiser comes from a state this session started."""
+    reader = login(member(organizer, "reader@example.org", limit_organizer_permissions=PERMISSIONS["read"]))
+    assert reader.get("/control/crm/calendly/callback/?code=x&state=y").status_code == 400
+    assert reader.post(org_url(organizer, "crm/calendly/connect/")).status_code == 403  # so it cannot start one either
 
 
 # -- exports ----------------------------------------------------------------------------------------------------
