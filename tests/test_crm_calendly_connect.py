@@ -7,6 +7,7 @@ from django_scopes import scopes_disabled
 from pretix.base.models import LogEntry
 
 from pretix_crm_bridge.calendly.models import Prospect
+from pretix_crm_bridge.webhook_secrets import path_secret
 from pretix_integrations_core import crypto
 from pretix_integrations_core.models import OAuthToken
 from pretix_integrations_core.testing.calendly import DEMO_CLIENT_SECRET
@@ -35,7 +36,7 @@ def test_oauth_dance_connects_subscribes_and_syncs(admin_client, organizer, cale
     assert hook["resource"]["events"] == ["invitee.created", "invitee.canceled"] and hook["resource"]["scope"] == "organization"
     assert conn.webhook_uri == hook["resource"]["uri"]
     assert crypto.decrypt(conn.webhook_signing_key) == hook["signing_key"]
-    assert hook["resource"]["callback_url"] == f"{settings.SITE_URL}/_crm/calendly/hook/{conn.pk}/{conn.secret('webhook_path_secret')}/"
+    assert hook["resource"]["callback_url"] == f"{settings.SITE_URL}/_crm/calendly/{organizer.slug}/{path_secret(organizer, 'calendly')}/"
     # the first sync ran: the seeded bookings are prospects
     with scopes_disabled():
         assert set(Prospect.objects.filter(organizer=organizer).values_list("email", flat=True)) == {

@@ -7,6 +7,7 @@ from django.test import Client
 from django_scopes import scopes_disabled
 
 from pretix_crm_bridge.calendly.models import Prospect
+from pretix_crm_bridge.webhook_secrets import path_secret
 
 from .calendly_utils import connection, org_url, pat_connect
 from .crm_utils import connect_mautic, make_order, pay
@@ -33,7 +34,7 @@ def book(calendly, conn, email, answer, capture):
     inv = calendly.add_invitee(ev, email, email.split("@")[0].title(), questions=questions)
     body, headers = calendly.build_delivery("invitee.created", ev, inv, signing_key=conn.secret("webhook_signing_key"))
     with capture(execute=True):
-        r = Client().post(f"/_crm/calendly/hook/{conn.pk}/{conn.secret('webhook_path_secret')}/", data=body,
+        r = Client().post(f"/_crm/calendly/{conn.organizer.slug}/{path_secret(conn.organizer, 'calendly')}/", data=body,
                           content_type="application/json", headers={"Calendly-Webhook-Signature": headers["Calendly-Webhook-Signature"]})
     assert r.status_code == 202
 

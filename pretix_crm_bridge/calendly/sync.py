@@ -215,11 +215,12 @@ def run_sync(connection, client: CalendlyClient = None):
 def check_subscription(connection, client):
     """
     Calendly disables a subscription whose deliveries failed for 24 hours (and never says so): a disabled or vanished
-    one is created again, so that bookings arrive at once again instead of only at the next sync.
+    one is created again, so that bookings arrive at once again instead of only at the next sync. So is one that calls
+    a URL which is no longer the organiser's webhook URL (its secret or the URL scheme changed).
     """
     from pretix_integrations_core.errors import ServiceNotFound
 
-    from .connect import subscribe
+    from .connect import subscribe, webhook_url
 
     if not connection.webhook_uri:
         return
@@ -228,10 +229,15 @@ def check_subscription(connection, client):
             hook = client.get_webhook(connection.webhook_uri)
         except ServiceNotFound:
             hook = None
-        if hook and hook.get("state") == "active":
+        if not hook:
+            why = "gone"
+        elif hook.get("state") != "active":
+            why = str(hook.get("state"))
+        elif hook.get("callback_url") != webhook_url(connection):
+            why = "calling an old URL"
+        else:
             return
-        logger.info("Calendly webhook subscription of organiser %s is %s: creating it again", connection.organizer_id,
-                    (hook or {}).get("state", "gone"))
+        logger.info("Calendly webhook subscription of organiser %s is %s: creating it again", connection.organizer_id, why)
         if hook:
             client.delete_webhook(connection.webhook_uri)
         connection.refresh_from_db()

@@ -25,7 +25,7 @@ from pretix_integrations_core.oauth import pkce_pair
 
 from . import config
 from .client import CalendlyClient, oauth_store
-from .connect import disconnect, finish_connect, is_connected, webhook_url
+from .connect import disconnect, finish_connect, is_connected
 from .forms import ConnectionOptionsForm, PersonalTokenForm, ProspectFilterForm, ProspectForm
 from .models import CalendlyConnection, Prospect
 from .tasks import start_sync
@@ -62,8 +62,7 @@ class CalendlyView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermiss
         ctx = super().get_context_data(**kwargs)
         conn = CalendlyConnection.objects.filter(organizer=self.request.organizer).first()
         ctx.update(connection=conn, connected=is_connected(conn), oauth_configured=config.oauth_configured(),
-                   token_form=PersonalTokenForm(), options_form=kwargs.get("options_form") or ConnectionOptionsForm(instance=conn),
-                   webhook_url=webhook_url(conn) if conn and conn.webhook_path_secret else "")
+                   token_form=PersonalTokenForm(), options_form=kwargs.get("options_form") or ConnectionOptionsForm(instance=conn))
         return ctx
 
 
