@@ -24,7 +24,7 @@ def test_oauth_dance_connects_subscribes_and_syncs(admin_client, organizer, cale
     # PKCE: the token request carried a verifier matching the challenge (the fake checks it), the redirect URI is pretix's own
     token_req = calendly.received("POST", r"^/oauth/token$")[0]
     assert token_req.form["grant_type"] == "authorization_code" and token_req.form["code_verifier"]
-    assert token_req.form["redirect_uri"] == "http://testserver/control/crm/calendly/callback/"
+    assert token_req.form["redirect_uri"] == f"{settings.SITE_URL}/control/crm/calendly/callback/"  # pretix's URL, not the Host header
     authorize = calendly.received("GET", r"^/oauth/authorize$")[0]
     assert authorize.arg("code_challenge_method") == "S256" and authorize.arg("state")
     # tokens encrypted in the core's store, one row for this organiser

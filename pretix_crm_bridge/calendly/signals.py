@@ -32,13 +32,14 @@ def global_settings(sender, **kwargs):
     from collections import OrderedDict
 
     from django import forms
-    from django.conf import settings
+
+    from pretix.helpers.urls import mainreverse_absolute
 
     from pretix_integrations_core.forms import EncryptingSecretField
 
     from .config import GLOBAL_PREFIX
 
-    callback = settings.SITE_URL.rstrip("/") + reverse("plugins:pretix_crm_bridge:calendly.callback")
+    callback = mainreverse_absolute("plugins:pretix_crm_bridge:calendly.callback")  # as the Connect view sends it
     return OrderedDict([
         (GLOBAL_PREFIX + "calendly_client_id", forms.CharField(
             label=_("Calendly OAuth client id"), required=False,

@@ -19,6 +19,7 @@ from pretix.base.models import Order, Organizer
 from pretix.control.permissions import OrganizerPermissionRequiredMixin
 from pretix.control.views import PaginationMixin
 from pretix.control.views.organizer import OrganizerDetailViewMixin
+from pretix.helpers.urls import mainreverse_absolute
 
 from pretix_integrations_core.errors import ExternalServiceError
 from pretix_integrations_core.oauth import pkce_pair
@@ -51,7 +52,8 @@ def _page(organizer):
 
 
 def _callback_uri(request):
-    return request.build_absolute_uri(reverse("plugins:pretix_crm_bridge:calendly.callback"))
+    """pretix's own URL (``SITE_URL``), as shown to the administrator who registers the OAuth app; not the request's host."""
+    return mainreverse_absolute("plugins:pretix_crm_bridge:calendly.callback")
 
 
 class CalendlyView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, TemplateView):
