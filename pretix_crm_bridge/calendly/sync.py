@@ -41,6 +41,8 @@ LOG_CREATED = "pretix_crm_bridge.prospect.created"
 LOG_MEETING_ADDED = "pretix_crm_bridge.prospect.meeting_added"
 LOG_MEETING_CANCELED = "pretix_crm_bridge.prospect.meeting_canceled"
 LOG_MEETING_RESCHEDULED = "pretix_crm_bridge.prospect.meeting_rescheduled"
+LOG_CONSENT_GIVEN = "pretix_crm_bridge.prospect.consent_given"
+LOG_CONSENT_WITHDRAWN = "pretix_crm_bridge.prospect.consent_withdrawn"
 
 
 class SyncAlreadyRunning(Exception):
@@ -133,6 +135,7 @@ def upsert_invitee(organizer, invitee: dict, event: dict):
         if consent is not None and consent != prospect.marketing_consent:
             prospect.marketing_consent = consent
             prospect.save(update_fields=["marketing_consent", "updated"])
+            prospect.log_action(LOG_CONSENT_GIVEN if consent else LOG_CONSENT_WITHDRAWN, data={"meeting": _meeting_label(meeting)})
         if created:
             _notify(prospect.log_action(LOG_CREATED, data={"email": prospect.email, "name": prospect.name,
                                                            "meeting": _meeting_label(meeting), "source": "calendly"}))
