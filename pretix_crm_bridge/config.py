@@ -34,6 +34,7 @@ DOCUSEAL_HEADER_VALUE = PREFIX + "docuseal_header_value_secret"
 NINJA_HOOK_SECRET = PREFIX + "invoiceninja_hook_path_secret"
 MAUTIC_HOOK_SECRET = PREFIX + "mautic_hook_path_secret"
 DOCUSEAL_HOOK_SECRET = PREFIX + "docuseal_hook_path_secret"
+CALENDLY_HOOK_SECRET = PREFIX + "calendly_hook_path_secret"
 #: the secret Mautic signs its webhooks with (``Webhook-Signature``), copied from Mautic by the organiser
 MAUTIC_WEBHOOK_SECRET = PREFIX + "mautic_webhook_signing_secret"
 
@@ -77,7 +78,7 @@ for key, default, type_ in (
     (MAUTIC_SEGMENTS_REMINDER, "", str), (MAUTIC_REMINDER_DAYS, "2", int),
     (MAUTIC_EVENT_TAG, "", str), (NINJA_ENABLED, "False", bool), (NINJA_SEND_EMAIL, "False", bool), (CONSENT_ASK, "True", bool),
     (DOCUSEAL_URL, "", str), (DOCUSEAL_API_KEY, "", str), (DOCUSEAL_HMAC_SECRET, "", str), (DOCUSEAL_HEADER_NAME, "", str),
-    (DOCUSEAL_HEADER_VALUE, "", str), (DOCUSEAL_HOOK_SECRET, "", str),
+    (DOCUSEAL_HEADER_VALUE, "", str), (DOCUSEAL_HOOK_SECRET, "", str), (CALENDLY_HOOK_SECRET, "", str),
     (DOCUSEAL_ENABLED, "False", bool), (DOCUSEAL_TEMPLATE, "", str), (DOCUSEAL_WHEN, WHEN_PAID, str), (DOCUSEAL_SEND_EMAIL, "False", bool),
     (NINJA_HOOK_SECRET, "", str), (MAUTIC_HOOK_SECRET, "", str), (MAUTIC_WEBHOOK_SECRET, "", str), (NINJA_INVOICE_PENDING, "False", bool),
 ):

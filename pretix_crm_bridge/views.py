@@ -64,8 +64,8 @@ class WebhookUrlRegenerateView(OrganizerDetailViewMixin, OrganizerPermissionRequ
     permission = "organizer.settings.general:write"
 
     def post(self, request, *args, **kwargs):
-        from .webhook_secrets import KEYS, regenerate
-        if kwargs["system"] not in KEYS:
+        from .webhook_secrets import ENTERED_BY_HAND, regenerate
+        if kwargs["system"] not in ENTERED_BY_HAND:
             raise Http404()
         regenerate(request.organizer, kwargs["system"], user=request.user)
         messages.success(request, _("A new webhook URL was created. Enter it in {system} now: the old one no longer works.").format(

@@ -1,8 +1,10 @@
 """
-The organiser's webhook URLs of the CRM bridge (Invoice Ninja, Mautic, DocuSeal): ``/_crm/<system>/<organizer>/<secret>/``.
+The organiser's webhook URLs of the CRM bridge (Invoice Ninja, Mautic, DocuSeal, Calendly): ``/_crm/<system>/<organizer>/<secret>/``.
 
 The secret part is unguessable (32 random bytes), stored encrypted with the core's crypto, shown only on the
 connections page (organiser settings permission) and regenerable there; the old URL then stops working at once.
+Calendly's URL is not shown nor regenerated there: pretix registers it with Calendly itself (the webhook subscription
+made on connect, and made again by the sync when its URL is no longer the current one).
 """
 import secrets
 
@@ -13,7 +15,10 @@ from pretix_integrations_core import crypto
 
 from . import config
 
-KEYS = {"invoiceninja": config.NINJA_HOOK_SECRET, "mautic": config.MAUTIC_HOOK_SECRET, "docuseal": config.DOCUSEAL_HOOK_SECRET}
+KEYS = {"invoiceninja": config.NINJA_HOOK_SECRET, "mautic": config.MAUTIC_HOOK_SECRET, "docuseal": config.DOCUSEAL_HOOK_SECRET,
+        "calendly": config.CALENDLY_HOOK_SECRET}
+#: the URLs the organiser enters in the other system (and may regenerate); the others pretix registers itself
+ENTERED_BY_HAND = ("invoiceninja", "mautic", "docuseal")
 
 
 def path_secret(organizer, system) -> str:

@@ -17,10 +17,9 @@ pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium pa
 
 
 @pytest.mark.django_db(transaction=True)
-def test_connect_calendly_in_a_browser_and_receive_a_booking(live_server, browser_page, organizer, admin_user, tmp_path):  # NOQA: F811
-    from django.conf import settings
-
-    settings.SITE_URL = live_server.url
+def test_connect_calendly_in_a_browser_and_receive_a_booking(live_server, browser_page, organizer, admin_user,  # NOQA: F811
+                                                             tmp_path, settings):
+    settings.SITE_URL = live_server.url  # pytest-django's settings fixture: restored after the test
     organizer.enable_plugin("pretix_crm_bridge")
     organizer.save()
     with FakeCalendly(demo=True) as fake:

@@ -7,6 +7,7 @@ from django_scopes import scopes_disabled
 from pretix.base.models import LogEntry
 
 from pretix_crm_bridge.calendly.models import Prospect
+from pretix_crm_bridge.webhook_secrets import path_secret
 from pretix_integrations_core import crypto
 from pretix_integrations_core.models import OAuthToken
 from pretix_integrations_core.testing.calendly import DEMO_CLIENT_SECRET
@@ -23,7 +24,7 @@ def test_oauth_dance_connects_subscribes_and_syncs(admin_client, organizer, cale
     # PKCE: the token request carried a verifier matching the challenge (the fake checks it), the redirect URI is pretix's own
     token_req = calendly.received("POST", r"^/oauth/token$")[0]
     assert token_req.form["grant_type"] == "authorization_code" and token_req.form["code_verifier"]
-    assert token_req.form["redirect_uri"] == "http://testserver/control/crm/calendly/callback/"
+    assert token_req.form["redirect_uri"] == f"{settings.SITE_URL}/control/crm/calendly/callback/"  # pretix's URL, not the Host header
     authorize = calendly.received("GET", r"^/oauth/authorize$")[0]
     assert authorize.arg("code_challenge_method") == "S256" and authorize.arg("state")
     # tokens encrypted in the core's store, one row for this organiser
@@ -35,7 +36,7 @@ def test_oauth_dance_connects_subscribes_and_syncs(admin_client, organizer, cale
     assert hook["resource"]["events"] == ["invitee.created", "invitee.canceled"] and hook["resource"]["scope"] == "organization"
     assert conn.webhook_uri == hook["resource"]["uri"]
     assert crypto.decrypt(conn.webhook_signing_key) == hook["signing_key"]
-    assert hook["resource"]["callback_url"] == f"{settings.SITE_URL}/_crm/calendly/hook/{conn.pk}/{conn.secret('webhook_path_secret')}/"
+    assert hook["resource"]["callback_url"] == f"{settings.SITE_URL}/_crm/calendly/{organizer.slug}/{path_secret(organizer, 'calendly')}/"
     # the first sync ran: the seeded bookings are prospects
     with scopes_disabled():
         assert set(Prospect.objects.filter(organizer=organizer).values_list("email", flat=True)) == {

@@ -7,6 +7,7 @@ from django.test import Client
 from django_scopes import scopes_disabled
 
 from pretix_crm_bridge.calendly.models import Prospect
+from pretix_crm_bridge.webhook_secrets import path_secret
 
 from .calendly_utils import connection, org_url, pat_connect
 from .crm_utils import connect_mautic, make_order, pay
@@ -33,7 +34,7 @@ def book(calendly, conn, email, answer, capture):
     inv = calendly.add_invitee(ev, email, email.split("@")[0].title(), questions=questions)
     body, headers = calendly.build_delivery("invitee.created", ev, inv, signing_key=conn.secret("webhook_signing_key"))
     with capture(execute=True):
-        r = Client().post(f"/_crm/calendly/hook/{conn.pk}/{conn.secret('webhook_path_secret')}/", data=body,
+        r = Client().post(f"/_crm/calendly/{conn.organizer.slug}/{path_secret(conn.organizer, 'calendly')}/", data=body,
                           content_type="application/json", headers={"Calendly-Webhook-Signature": headers["Calendly-Webhook-Signature"]})
     assert r.status_code == 202
 
@@ -55,6 +56,8 @@ def test_only_consenting_prospects_reach_mautic(organizer, feeding, django_captu
         p = Prospect.objects.get(email="yes@example.org")
         assert p.marketing_consent and not Prospect.objects.get(email="no@example.org").marketing_consent
         assert p.all_logentries().filter(action_type="pretix_crm_bridge.prospect.mautic").exists()
+        assert p.all_logentries().filter(action_type="pretix_crm_bridge.prospect.consent_given").count() == 1
+        assert not Prospect.objects.get(email="no@example.org").all_logentries().filter(action_type__contains="consent").exists()
     # they buy: the consenting one joins the "converted" segment, the other one still never reaches Mautic
     event.enable_plugin("pretix_crm_bridge")
     event.save()
@@ -81,3 +84,19 @@ def test_segment_ids_are_validated(admin_client, organizer, feeding):
         "sync_interval": 30, "retention_months": 0, "consent_question": QUESTION, "mautic_segments_created": "news",
         "mautic_segments_converted": ""})
     assert r.status_code == 400 and "segment ids" in r.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_later_booking_without_consent_takes_it_back_and_says_so(admin_client, organizer, feeding, django_capture_on_commit_callbacks):
+    calendly, mautic = feeding
+    conn = connection(organizer)
+    book(calendly, conn, "yes@example.org", "Yes", django_capture_on_commit_callbacks)
+    book(calendly, conn, "yes@example.org", "No", django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        p = Prospect.objects.get(email="yes@example.org")
+        assert not p.marketing_consent
+        assert list(p.all_logentries().filter(action_type__contains="consent").order_by("pk").values_list("action_type", flat=True)) == [
+            "pretix_crm_bridge.prospect.consent_given", "pretix_crm_bridge.prospect.consent_withdrawn"]
+    page = admin_client.get(org_url(organizer, f"prospects/{p.pk}/")).content.decode()
+    assert "Marketing consent given in the Calendly booking Discovery call" in page
+    assert "Marketing consent refused in the Calendly booking Discovery call" in page

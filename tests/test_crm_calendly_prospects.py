@@ -1,19 +1,23 @@
 """Prospects in the control panel, exports, notifications, conversion on purchase, shredder and retention."""
 import datetime
+import io
+import json
+import re
 import time
 from datetime import timedelta
+from zipfile import ZipFile
 
 import pytest
 from dateutil.relativedelta import relativedelta
 from django.test import Client
 from django.utils.timezone import now
-from django_scopes import scope, scopes_disabled
+from django_scopes import scopes_disabled
 
-from pretix.base.models import Event, NotificationSetting, Order, OutgoingMail, Team
+from pretix.base.models import CachedFile, Event, LogEntry, NotificationSetting, Order, OutgoingMail, Team
+from pretix.base.signals import periodic_task
 
 from pretix_crm_bridge.calendly.models import CalendlyConnection, Meeting, Prospect
-from pretix_crm_bridge.calendly.shredder import ProspectShredder, purge_lost
-from pretix_crm_bridge.calendly.signals import periodic_retention  # NOQA: F401 - registered receiver
+from pretix_crm_bridge.calendly.shredder import ProspectShredder
 
 from .calendly_utils import member, org_url, pat_connect
 from .crm_utils import make_order, pay, storefront_order
@@ -90,41 +94,117 @@ def test_delete_removes_prospect_and_meetings(admin_client, organizer, booked):
 
 # -- permissions ------------------------------------------------------------------------------------------------
 
+#: every control view of the Calendly and prospect pages: (method, path under the organiser, data, permission it needs)
+VIEWS = {
+    "prospects": ("get", "prospects/", None, "read"),
+    "prospects.search": ("get", "prospects/?query=guest&status=new", None, "read"),
+    "prospects.detail": ("get", "prospects/{p}/", None, "read"),
+    "prospects.detail.change": ("post", "prospects/{p}/", {"status": "lost", "phone": "", "note": "x"}, "write"),
+    "prospects.delete": ("post", "prospects/{p}/delete/", {}, "write"),
+    "calendly": ("get", "crm/calendly/", None, "settings"),
+    "calendly.connect": ("post", "crm/calendly/connect/", {}, "settings"),
+    "calendly.token": ("post", "crm/calendly/token/", {"token": "demo-calendly-personal-access-token"}, "settings"),
+    "calendly.disconnect": ("post", "crm/calendly/disconnect/", {}, "settings"),
+    "calendly.sync": ("post", "crm/calendly/sync/", {}, "settings"),
+    "calendly.options": ("post", "crm/calendly/options/", {"sync_interval": 60, "retention_months": 3}, "settings"),
+}
+PERMISSIONS = {
+    "read": {"organizer.crm_prospects:read": True},
+    "write": {"organizer.crm_prospects:read": True, "organizer.crm_prospects:write": True},
+    "settings": {"organizer.settings.general:write": True},
+}
+
+
+def _state(organizer):
+    """What a refused request must not have changed."""
+    with scopes_disabled():
+        conn = CalendlyConnection.objects.get(organizer=organizer)
+        return (sorted(Prospect.objects.filter(organizer=organizer).values_list("email", "status", "notes")),
+                conn.organization_uri, conn.sync_interval, conn.retention_months, conn.last_sync)
+
+
 @pytest.mark.django_db
-def test_permissions_on_every_view(organizer, booked, event):
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_every_view_needs_its_permission_and_stays_in_its_organiser(organizer, booked, event, view, django_capture_on_commit_callbacks):
+    from pretix.base.models import Organizer
+
+    method, path, data, needed = VIEWS[view]
     p = prospect(organizer, "guest1@example.org")
-    reader = login(member(organizer, "reader@example.org", limit_organizer_permissions=READ))
-    writer = login(member(organizer, "writer@example.org", limit_organizer_permissions=WRITE))
-    settings_admin = login(member(organizer, "settings@example.org", limit_organizer_permissions={"organizer.settings.general:write": True}))
-    nobody = login(member(organizer, "nobody@example.org", all_events=True, limit_event_permissions={"event.orders:read": True}))
-    anonymous = Client()
-    reads = [org_url(organizer, "prospects/"), org_url(organizer, f"prospects/{p.pk}/")]
-    settings_pages = [org_url(organizer, "crm/calendly/")]
-    settings_posts = [org_url(organizer, f"crm/calendly/{a}/") for a in ("connect", "token", "disconnect", "sync", "options")]
-    for url in reads:
-        assert reader.get(url).status_code == 200
-        assert writer.get(url).status_code == 200
-        assert nobody.get(url).status_code in (403, 404)
-        assert settings_admin.get(url).status_code in (403, 404)
-        assert anonymous.get(url).status_code == 302
-    detail, delete = org_url(organizer, f"prospects/{p.pk}/"), org_url(organizer, f"prospects/{p.pk}/delete/")
-    assert reader.post(detail, {"status": "lost", "phone": ""}).status_code == 403
-    assert reader.post(delete).status_code == 403
-    assert "Delete this prospect" not in reader.get(detail).content.decode()
-    assert writer.post(detail, {"status": "lost", "phone": ""}).status_code == 302
-    for url in settings_pages:
-        assert settings_admin.get(url).status_code == 200
-        for c in (reader, writer, nobody):
-            assert c.get(url).status_code in (403, 404)
-    for url in settings_posts:
-        for c in (reader, writer, nobody):
-            assert c.post(url).status_code in (403, 404)
-        assert anonymous.post(url).status_code == 302
-    # the callback checks the organiser of the state against the user's permissions
-    r = reader.get("/control/crm/calendly/callback/?code=x&state=y")
-    assert r.status_code == 400
-    p.refresh_from_db()
-    assert p.status == Prospect.LOST
+    # another organiser with the bridge and a prospect of its own, administrated by someone with every permission there
+    with scopes_disabled():
+        other = Organizer.objects.create(name="Other", slug="other", plugins="pretix_crm_bridge")
+        theirs = Prospect.objects.create(organizer=other, email="theirs@example.org")
+    outsider = login(member(other, "outsider@example.org", all_events=True, all_organizer_permissions=True))
+    # members of this organiser with every permission but the one this view needs (and one with no organiser permission)
+    refused = [login(member(organizer, f"{name}@example.org", limit_organizer_permissions=perms))
+               for name, perms in PERMISSIONS.items() if not (perms.keys() >= PERMISSIONS[needed].keys())]
+    refused.append(login(member(organizer, "orders@example.org", all_events=True,
+                                limit_event_permissions={"event.orders:read": True, "event.orders:write": True})))
+    allowed = login(member(organizer, "allowed@example.org", limit_organizer_permissions=PERMISSIONS[needed]))
+    url = org_url(organizer, path.format(p=p.pk))
+
+    def call(c, u=url):
+        with django_capture_on_commit_callbacks(execute=True):
+            return getattr(c, method)(u, data) if method == "post" else c.get(u)
+
+    before = _state(organizer)
+    for c in refused:
+        assert call(c).status_code == 403, view
+    # another organiser's admin: this organiser does not exist for them
+    assert call(outsider).status_code == 404
+    assert _state(organizer) == before
+    if "{p}" in path:
+        # this organiser's prospect through the other organiser's pages, and the other's prospect through these
+        assert call(outsider, org_url(other, path.format(p=p.pk))).status_code == 404
+        assert call(allowed, org_url(organizer, path.format(p=theirs.pk))).status_code == 404
+        with scopes_disabled():
+            assert Prospect.objects.filter(pk=theirs.pk, status=Prospect.NEW).exists()
+        assert _state(organizer) == before
+    # not logged in: pretix's login page
+    r = call(Client())
+    assert r.status_code == 302 and "/control/login" in r["Location"]
+    # with the permission the view works (so the refusals above are the permission's doing)
+    r = call(allowed)
+    assert r.status_code in (200, 302), r.status_code
+    if method == "post" and view not in ("calendly.sync", "calendly.connect"):
+        assert _state(organizer) != before
+
+
+@pytest.mark.django_db
+def test_prospect_readers_see_orders_only_of_events_they_may_see(organizer, booked, event, item):
+    p = prospect(organizer, "guest1@example.org")
+    order = make_order(event, item, email="guest1@example.org")
+    reader = login(member(organizer, "reader@example.org", limit_organizer_permissions=PERMISSIONS["read"]))
+    page = reader.get(org_url(organizer, f"prospects/{p.pk}/")).content.decode()
+    assert "guest1@example.org" in page and order.code not in page
+    assert "Delete this prospect" not in page  # and no change form
+    both = login(member(organizer, "both@example.org", limit_organizer_permissions=PERMISSIONS["read"], all_events=True,
+                        limit_event_permissions={"event.orders:read": True}))
+    assert order.code in both.get(org_url(organizer, f"prospects/{p.pk}/")).content.decode()
+
+
+@pytest.mark.django_db
+def test_navigation_and_export_follow_the_permissions(organizer, booked):
+    home = org_url(organizer)
+    reader = login(member(organizer, "reader@example.org", limit_organizer_permissions=PERMISSIONS["read"]))
+    settings_admin = login(member(organizer, "settings@example.org", limit_organizer_permissions=PERMISSIONS["settings"]))
+    orders = login(member(organizer, "orders@example.org", all_events=True, limit_event_permissions={"event.orders:read": True}))
+    page = reader.get(home).content.decode()
+    assert "Prospects (4 new)" in page and org_url(organizer, "crm/calendly/") not in page
+    page = settings_admin.get(home).content.decode()
+    assert "Prospects" not in page and org_url(organizer, "crm/calendly/") in page
+    assert "Prospects" not in orders.get(home).content.decode()
+    export = f"/control/organizer/{organizer.slug}/export/"
+    assert "CRM prospects (Calendly)" in reader.get(export).content.decode()
+    assert "CRM prospects (Calendly)" not in orders.get(export).content.decode()
+
+
+@pytest.mark.django_db
+def test_callback_needs_a_state_of_this_session(organizer, booked):
+    """The OAuth callback is not under an organiser: the organiser comes from a state this session started."""
+    reader = login(member(organizer, "reader@example.org", limit_organizer_permissions=PERMISSIONS["read"]))
+    assert reader.get("/control/crm/calendly/callback/?code=x&state=y").status_code == 400
+    assert reader.post(org_url(organizer, "crm/calendly/connect/")).status_code == 403  # so it cannot start one either
 
 
 # -- exports ----------------------------------------------------------------------------------------------------
@@ -233,25 +313,6 @@ def test_order_paid_converts_and_other_organisers_or_test_orders_do_not(organize
 # -- shredder and retention -------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_event_shredder_removes_the_buyers_prospects(admin_client, organizer, booked, shop, item):
-    make_order(shop, item, email="GUEST4@example.org")
-    with scopes_disabled():  # pretix shreds only events that are over and offline
-        Event.objects.filter(pk=shop.pk).update(date_from=now() - timedelta(days=2), live=False)
-    session = admin_client.session
-    session["pretix_auth_login_time"] = time.time()  # pretix asks for a recent login on this page
-    session.save()
-    page = admin_client.get(f"/control/event/{organizer.slug}/{shop.slug}/shredder/").content.decode()
-    assert "CRM prospects of this event&#x27;s buyers" in page or "CRM prospects of this event's buyers" in page
-    with scope(organizer=organizer):
-        s = ProspectShredder(shop)
-        files = list(s.generate_files())
-        assert "guest4@example.org" in files[0][2].lower()
-        s.shred_data()
-        assert not Prospect.objects.filter(email__iexact="guest4@example.org").exists()
-        assert Prospect.objects.filter(organizer=organizer).count() == 3
-
-
-@pytest.mark.django_db
 def test_retention_deletes_lost_prospects_after_n_months(admin_client, organizer, booked):
     r = admin_client.post(org_url(organizer, "crm/calendly/options/"), {"sync_interval": 30, "retention_months": 6})
     assert r.status_code == 302
@@ -260,10 +321,21 @@ def test_retention_deletes_lost_prospects_after_n_months(admin_client, organizer
         Prospect.objects.filter(email="guest1@example.org").update(status=Prospect.LOST, status_changed=now() - relativedelta(months=7))
         Prospect.objects.filter(email="guest2@example.org").update(status=Prospect.LOST, status_changed=now() - relativedelta(months=5))
         Prospect.objects.filter(email="guest3@example.org").update(status_changed=now() - relativedelta(months=12))  # new, kept
-    assert purge_lost() == 1
+        Prospect.objects.filter(email="guest4@example.org").update(  # a customer, kept
+            status=Prospect.CONVERTED, status_changed=now() - relativedelta(months=12))
+        CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now())  # no sync is due
+        # another organiser's lost prospect: its own retention (none) applies
+        from pretix.base.models import Organizer
+        other = Organizer.objects.create(name="Other", slug="other")
+        Prospect.objects.create(organizer=other, email="guest1@example.org", status=Prospect.LOST,
+                                status_changed=now() - relativedelta(months=30))
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic) sends this
     with scopes_disabled():
         assert set(Prospect.objects.filter(organizer=organizer).values_list("email", flat=True)) == {
             "guest2@example.org", "guest3@example.org", "guest4@example.org"}
+        assert Prospect.objects.filter(organizer=other).count() == 1
+        [entry] = organizer.all_logentries().filter(action_type="pretix_crm_bridge.prospect.deleted")
+        assert entry.parsed_data["reason"] == "retention" and "guest1" not in entry.data
     assert admin_client.post(org_url(organizer, "crm/calendly/options/"), {"sync_interval": 1, "retention_months": 6}).status_code == 400
 
 
@@ -277,3 +349,63 @@ def test_pages_do_not_exist_without_the_plugin(admin_client, organizer, booked):
     for url in (f"prospects/{p.pk}/delete/", "crm/calendly/sync/", "crm/calendly/disconnect/"):
         assert admin_client.post(org_url(organizer, url)).status_code == 404
     assert "Prospects" not in admin_client.get(f"/control/organizer/{organizer.slug}/").content.decode()
+
+
+# -- pretix's shredder flow -------------------------------------------------------------------------------------
+
+def shred_through_pretix(admin_client, event, identifiers, django_capture_on_commit_callbacks):
+    """pretix's event shredder pages: select, download (the confirm code is in the ZIP), confirm; returns the ZIP's files."""
+    base = f"/control/event/{event.organizer.slug}/{event.slug}/shredder/"
+    session = admin_client.session
+    session["pretix_auth_login_time"] = int(time.time())  # pretix asks for a recent login before shredding
+    session.save()
+    page = admin_client.get(base).content.decode()
+    offered = re.findall(r'name="shredder"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="shredder"', page)
+    offered = [a or b for a, b in offered]
+    assert set(identifiers) <= set(offered), offered
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin_client.post(base + "export", {"shredder": identifiers})
+    assert r.status_code == 302, r.content
+    file_id = r["Location"].rstrip("/").split("/")[-1]
+    assert admin_client.get(r["Location"]).status_code == 200  # the download step
+    with scopes_disabled():
+        with ZipFile(io.BytesIO(CachedFile.objects.get(pk=file_id).file.read())) as z:
+            files = {n: z.read(n) for n in z.namelist()}
+    with django_capture_on_commit_callbacks(execute=True):
+        r = admin_client.post(base + "shred", {"file": file_id, "confirm_code": files["CONFIRM_CODE.txt"].decode(), "slug": event.slug})
+    assert r.status_code == 302, r.content
+    assert "/shredder/" not in r["Location"] or "error" not in r["Location"], r["Location"]
+    with scopes_disabled():
+        assert event.logentry_set.filter(action_type="pretix.event.shredder.completed").exists()
+    return files
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("emails_first", [False, True])
+def test_pretix_shredder_flow_removes_the_buyers_prospects(admin_client, organizer, booked, shop, item, emails_first,
+                                                           django_capture_on_commit_callbacks):
+    buyer = make_order(shop, item, email="GUEST4@example.org")
+    with scopes_disabled():  # guest2 did not buy but attends
+        buyer.positions.update(attendee_email="guest2@example.org")
+    converted = make_order(shop, item, email="guest3@example.org")
+    pay(converted)
+    assert prospect(organizer, "guest3@example.org").order_id == converted.pk
+    with scopes_disabled():  # pretix shreds only events that are over and offline
+        Event.objects.filter(pk=shop.pk).update(date_from=now() - timedelta(days=2), date_to=None, live=False)
+        shop.refresh_from_db()
+    # pretix runs the shredders in the order it receives them: also when the e-mails are shredded first
+    selected = ["order_emails", ProspectShredder.identifier] if emails_first else [ProspectShredder.identifier, "order_emails"]
+    files = shred_through_pretix(admin_client, shop, selected, django_capture_on_commit_callbacks)
+    exported = json.loads(files["crm-prospects.json"])
+    assert sorted(p["email"].lower() for p in exported) == ["guest2@example.org", "guest3@example.org", "guest4@example.org"]
+    assert exported[0]["meetings"][0]["event_type"]
+    with scopes_disabled():
+        assert set(Prospect.objects.filter(organizer=organizer).values_list("email", flat=True)) == {"guest1@example.org"}
+        assert Meeting.objects.filter(prospect__organizer=organizer).exclude(prospect__email="guest1@example.org").count() == 0
+        buyer.refresh_from_db()
+        assert buyer.email is None
+        deleted = organizer.all_logentries().filter(action_type="pretix_crm_bridge.prospect.deleted")
+        assert [e.parsed_data["reason"] for e in deleted] == ["shredder"] * 3
+        assert not shop.settings.get(ProspectShredder.PENDING_KEY)  # what the download listed is forgotten once shredded
+        # nothing personal is left in the prospects' own log entries
+        assert not LogEntry.objects.filter(content_type__model="prospect", data__icontains="guest4").exists()

@@ -5,13 +5,18 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection as db_connection
+from django.test import Client
 from django.utils.timezone import now
 from django_scopes import scope, scopes_disabled
 
-from pretix_crm_bridge.calendly import sync as calendly_sync, tasks
+from pretix.base.signals import periodic_task
+
+from pretix_crm_bridge.calendly import sync as calendly_sync
 from pretix_crm_bridge.calendly.client import oauth_store
 from pretix_crm_bridge.calendly.models import CalendlyConnection, Meeting, Prospect
+from pretix_crm_bridge.webhook_secrets import path_secret
 from pretix_integrations_core import crypto
 from pretix_integrations_core.models import OAuthToken
 
@@ -164,22 +169,22 @@ def test_one_sync_per_organiser(admin_client, organizer, connected, django_captu
 def test_periodic_sync_is_due_by_interval_and_gated_by_the_plugin(admin_client, organizer, connected):
     with scopes_disabled():
         CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=10))
-    tasks.run_periodic()
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic)
     assert not connected.received("GET", r"^/scheduled_events$")
     with scopes_disabled():
         CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31))
-    tasks.run_periodic()
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic)
     assert len(connected.received("GET", r"^/scheduled_events$")) == 1
     with scopes_disabled():  # a recent failure counts as an attempt
         CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31),
                                                                       last_error_at=now() - timedelta(minutes=5))
-    tasks.run_periodic()
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic)
     assert len(connected.received("GET", r"^/scheduled_events$")) == 1
     with scopes_disabled():
         CalendlyConnection.objects.filter(organizer=organizer).update(last_sync=now() - timedelta(minutes=31), last_error_at=None)
     organizer.disable_plugin("pretix_crm_bridge")
     organizer.save()
-    tasks.run_periodic()
+    periodic_task.send(sender=None)  # pretix's cron (runperiodic)
     assert len(connected.received("GET", r"^/scheduled_events$")) == 1
 
 
@@ -239,3 +244,31 @@ def test_a_disabled_webhook_subscription_is_created_again(admin_client, organize
     assert crypto.decrypt(conn.webhook_signing_key) == next(iter(connected.hooks.values()))["signing_key"]
     sync_now(admin_client, organizer, django_capture_on_commit_callbacks)  # an active one is left alone
     assert connection(organizer).webhook_uri == conn.webhook_uri
+
+
+@pytest.mark.django_db
+def test_a_subscription_calling_an_old_url_is_made_again(admin_client, organizer, connected, django_capture_on_commit_callbacks):
+    """The webhook URL changed (it used to be /_crm/calendly/hook/<connection id>/<secret>/): the next sync subscribes the new one."""
+    conn = connection(organizer)
+    old_uri = conn.webhook_uri
+    old_url = f"{settings.SITE_URL}/_crm/calendly/hook/{conn.pk}/an-old-secret/"
+    connected.hooks[old_uri.rsplit("/", 1)[1]]["resource"]["callback_url"] = old_url
+    conn = sync_now(admin_client, organizer, django_capture_on_commit_callbacks)
+    [hook] = connected.hooks.values()
+    url = f"{settings.SITE_URL}/_crm/calendly/{organizer.slug}/{path_secret(organizer, 'calendly')}/"
+    assert hook["resource"]["callback_url"] == url and hook["resource"]["state"] == "active"
+    assert conn.webhook_uri == hook["resource"]["uri"] != old_uri
+    assert crypto.decrypt(conn.webhook_signing_key) == hook["signing_key"]
+    # a booking delivered to the new URL is taken; the old URL is gone
+    ev = connected.add_event("Call", SOON)
+    inv = connected.add_invitee(ev, "late@example.org", "Late")
+    body, headers = connected.build_delivery("invitee.created", ev, inv, signing_key=hook["signing_key"])
+    sig = {"Calendly-Webhook-Signature": headers["Calendly-Webhook-Signature"]}
+    assert Client().post(old_url.replace(settings.SITE_URL, ""), data=body, content_type="application/json", headers=sig).status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        r = Client().post(url.replace(settings.SITE_URL, ""), data=body, content_type="application/json", headers=sig)
+    assert r.status_code == 202 and "late@example.org" in prospects(organizer)
+    sync_now(admin_client, organizer, django_capture_on_commit_callbacks)  # a current one is left alone
+    assert connection(organizer).webhook_uri == conn.webhook_uri and len(connected.hooks) == 1
+    # pretix registers this URL itself: the connections page does not offer to regenerate it
+    assert admin_client.post(f"/control/organizer/{organizer.slug}/crm/webhook-url/calendly/").status_code == 404

@@ -8,6 +8,7 @@ from django.test import Client
 from django_scopes import scopes_disabled
 
 from pretix_crm_bridge.calendly.models import Meeting, Prospect
+from pretix_crm_bridge.webhook_secrets import path_secret
 from pretix_integrations_core.models import WebhookDelivery
 
 from .calendly_utils import connection, oauth_connect
@@ -27,7 +28,7 @@ def hooked(admin_client, organizer, calendly, django_capture_on_commit_callbacks
 
 
 def hook_path(conn, secret=None):
-    return f"/_crm/calendly/hook/{conn.pk}/{secret or conn.secret('webhook_path_secret')}/"
+    return f"/_crm/calendly/{conn.organizer.slug}/{secret or path_secret(conn.organizer, 'calendly')}/"
 
 
 def post(path, body, headers, capture):

@@ -8,13 +8,12 @@ deletes the subscription and revokes the OAuth tokens.
 import logging
 import secrets
 
-from django.conf import settings
-from django.urls import reverse
 from django.utils.translation import gettext as _g
 
 from pretix_integrations_core import crypto
 from pretix_integrations_core.errors import ExternalServiceError, ServiceConfigurationError
 
+from ..webhook_secrets import hook_url
 from .client import CalendlyClient, oauth_store
 from .models import CalendlyConnection
 
@@ -22,9 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 def webhook_url(connection) -> str:
-    path = reverse("plugins:pretix_crm_bridge:calendly.webhook", kwargs={"connection": connection.pk,
-                                                                         "secret": connection.secret("webhook_path_secret")})
-    return settings.SITE_URL.rstrip("/") + path
+    """The organiser's Calendly webhook URL, as the CRM bridge's other webhook URLs (``/_crm/calendly/<organizer>/<secret>/``)."""
+    return hook_url(connection.organizer, "calendly")
 
 
 def _connection(organizer):
@@ -42,8 +40,6 @@ def finish_connect(organizer, client: CalendlyClient, method, *, token_data=None
     conn.organization_uri = (token_data or {}).get("organization") or me.get("current_organization") or ""
     conn.account_name, conn.account_email = (me.get("name") or "")[:255], (me.get("email") or "")[:255]
     conn.last_error, conn.last_error_at = "", None
-    if not conn.webhook_path_secret:
-        conn.webhook_path_secret = crypto.encrypt(secrets.token_urlsafe(24))
     conn.save()
     subscribe(conn, client)
     conn.log_action("pretix_crm_bridge.calendly.connected", user=user, data={"account": conn.account_email, "method": method,

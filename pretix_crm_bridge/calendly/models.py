@@ -28,8 +28,6 @@ class CalendlyConnection(LoggedModel):
     webhook_signing_key = models.TextField(blank=True, default="")
     #: why there is no subscription (e.g. the plan does not allow webhooks), shown on the page
     webhook_note = models.TextField(blank=True, default="")
-    #: the secret part of the webhook URL, encrypted
-    webhook_path_secret = models.TextField(blank=True, default="")
     #: the text of the Calendly booking question whose answer is the person's marketing consent (empty: never consented)
     consent_question = models.CharField(max_length=255, blank=True, default="", verbose_name=_("Consent question in Calendly"))
     #: Mautic segment ids ("3, 5") for new prospects who consented, and for prospects who became customers

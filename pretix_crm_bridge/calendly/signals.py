@@ -32,13 +32,14 @@ def global_settings(sender, **kwargs):
     from collections import OrderedDict
 
     from django import forms
-    from django.conf import settings
+
+    from pretix.helpers.urls import mainreverse_absolute
 
     from pretix_integrations_core.forms import EncryptingSecretField
 
     from .config import GLOBAL_PREFIX
 
-    callback = settings.SITE_URL.rstrip("/") + reverse("plugins:pretix_crm_bridge:calendly.callback")
+    callback = mainreverse_absolute("plugins:pretix_crm_bridge:calendly.callback")  # as the Connect view sends it
     return OrderedDict([
         (GLOBAL_PREFIX + "calendly_client_id", forms.CharField(
             label=_("Calendly OAuth client id"), required=False,
@@ -139,6 +140,8 @@ log_entry_types.new_from_dict({
     "pretix_crm_bridge.prospect.status": _("Prospect status changed from {old} to {new}."),
     "pretix_crm_bridge.prospect.note": _("Note added to the prospect."),
     "pretix_crm_bridge.prospect.changed": _("Prospect details changed."),
+    "pretix_crm_bridge.prospect.consent_given": _("Marketing consent given in the Calendly booking {meeting}."),
+    "pretix_crm_bridge.prospect.consent_withdrawn": _("Marketing consent refused in the Calendly booking {meeting}."),
     "pretix_crm_bridge.prospect.converted": _("Prospect converted: order {order} of {event}."),
     "pretix_crm_bridge.prospect.deleted": _("A prospect was deleted ({reason})."),
     "pretix_crm_bridge.prospect.mautic": _("Sent to Mautic as {label} (segments {segments})."),

@@ -41,6 +41,8 @@ LOG_CREATED = "pretix_crm_bridge.prospect.created"
 LOG_MEETING_ADDED = "pretix_crm_bridge.prospect.meeting_added"
 LOG_MEETING_CANCELED = "pretix_crm_bridge.prospect.meeting_canceled"
 LOG_MEETING_RESCHEDULED = "pretix_crm_bridge.prospect.meeting_rescheduled"
+LOG_CONSENT_GIVEN = "pretix_crm_bridge.prospect.consent_given"
+LOG_CONSENT_WITHDRAWN = "pretix_crm_bridge.prospect.consent_withdrawn"
 
 
 class SyncAlreadyRunning(Exception):
@@ -133,6 +135,7 @@ def upsert_invitee(organizer, invitee: dict, event: dict):
         if consent is not None and consent != prospect.marketing_consent:
             prospect.marketing_consent = consent
             prospect.save(update_fields=["marketing_consent", "updated"])
+            prospect.log_action(LOG_CONSENT_GIVEN if consent else LOG_CONSENT_WITHDRAWN, data={"meeting": _meeting_label(meeting)})
         if created:
             _notify(prospect.log_action(LOG_CREATED, data={"email": prospect.email, "name": prospect.name,
                                                            "meeting": _meeting_label(meeting), "source": "calendly"}))
@@ -215,11 +218,12 @@ def run_sync(connection, client: CalendlyClient = None):
 def check_subscription(connection, client):
     """
     Calendly disables a subscription whose deliveries failed for 24 hours (and never says so): a disabled or vanished
-    one is created again, so that bookings arrive at once again instead of only at the next sync.
+    one is created again, so that bookings arrive at once again instead of only at the next sync. So is one that calls
+    a URL which is no longer the organiser's webhook URL (its secret or the URL scheme changed).
     """
     from pretix_integrations_core.errors import ServiceNotFound
 
-    from .connect import subscribe
+    from .connect import subscribe, webhook_url
 
     if not connection.webhook_uri:
         return
@@ -228,10 +232,15 @@ def check_subscription(connection, client):
             hook = client.get_webhook(connection.webhook_uri)
         except ServiceNotFound:
             hook = None
-        if hook and hook.get("state") == "active":
+        if not hook:
+            why = "gone"
+        elif hook.get("state") != "active":
+            why = str(hook.get("state"))
+        elif hook.get("callback_url") != webhook_url(connection):
+            why = "calling an old URL"
+        else:
             return
-        logger.info("Calendly webhook subscription of organiser %s is %s: creating it again", connection.organizer_id,
-                    (hook or {}).get("state", "gone"))
+        logger.info("Calendly webhook subscription of organiser %s is %s: creating it again", connection.organizer_id, why)
         if hook:
             client.delete_webhook(connection.webhook_uri)
         connection.refresh_from_db()

@@ -17,5 +17,6 @@ urlpatterns = [
     path(ORG + "prospects/", views.ProspectListView.as_view(), name="prospects"),
     path(ORG + "prospects/<int:prospect>/", views.ProspectDetailView.as_view(), name="prospects.detail"),
     path(ORG + "prospects/<int:prospect>/delete/", views.ProspectDeleteView.as_view(), name="prospects.delete"),
-    path("_crm/calendly/hook/<int:connection>/<str:secret>/", CalendlyWebhookView.as_view(), name="calendly.webhook"),
+    # like the CRM bridge's other webhook URLs (webhook_secrets.py); CSRF-exempt, POST only
+    path("_crm/calendly/<str:organizer_slug>/<str:secret>/", CalendlyWebhookView.as_view(), name="hook.calendly"),
 ]

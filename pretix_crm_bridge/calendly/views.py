@@ -19,13 +19,14 @@ from pretix.base.models import Order, Organizer
 from pretix.control.permissions import OrganizerPermissionRequiredMixin
 from pretix.control.views import PaginationMixin
 from pretix.control.views.organizer import OrganizerDetailViewMixin
+from pretix.helpers.urls import mainreverse_absolute
 
 from pretix_integrations_core.errors import ExternalServiceError
 from pretix_integrations_core.oauth import pkce_pair
 
 from . import config
 from .client import CalendlyClient, oauth_store
-from .connect import disconnect, finish_connect, is_connected, webhook_url
+from .connect import disconnect, finish_connect, is_connected
 from .forms import ConnectionOptionsForm, PersonalTokenForm, ProspectFilterForm, ProspectForm
 from .models import CalendlyConnection, Prospect
 from .tasks import start_sync
@@ -51,7 +52,8 @@ def _page(organizer):
 
 
 def _callback_uri(request):
-    return request.build_absolute_uri(reverse("plugins:pretix_crm_bridge:calendly.callback"))
+    """pretix's own URL (``SITE_URL``), as shown to the administrator who registers the OAuth app; not the request's host."""
+    return mainreverse_absolute("plugins:pretix_crm_bridge:calendly.callback")
 
 
 class CalendlyView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermissionRequiredMixin, TemplateView):
@@ -62,8 +64,7 @@ class CalendlyView(PluginActiveMixin, OrganizerDetailViewMixin, OrganizerPermiss
         ctx = super().get_context_data(**kwargs)
         conn = CalendlyConnection.objects.filter(organizer=self.request.organizer).first()
         ctx.update(connection=conn, connected=is_connected(conn), oauth_configured=config.oauth_configured(),
-                   token_form=PersonalTokenForm(), options_form=kwargs.get("options_form") or ConnectionOptionsForm(instance=conn),
-                   webhook_url=webhook_url(conn) if conn and conn.webhook_path_secret else "")
+                   token_form=PersonalTokenForm(), options_form=kwargs.get("options_form") or ConnectionOptionsForm(instance=conn))
         return ctx
 
 

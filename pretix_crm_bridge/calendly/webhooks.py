@@ -1,5 +1,6 @@
 """
-The Calendly webhook receiver: ``/_crm/calendly/hook/<connection id>/<path secret>/``.
+The Calendly webhook receiver: ``/_crm/calendly/<organizer slug>/<path secret>/``, like the CRM bridge's other webhook URLs
+(:mod:`pretix_crm_bridge.webhook_secrets`).
 
 The core's inbound view checks the path secret, reads the raw body (size cap), records the delivery (a repeated one is
 acknowledged, not processed again) and answers 202 at once; the upsert runs in a task after the commit. This module
@@ -13,6 +14,7 @@ from django_scopes import scopes_disabled
 from pretix_integrations_core import webhooks
 from pretix_integrations_core.inbound import InboundWebhookView
 
+from ..webhook_secrets import path_secret
 from . import config
 from .models import CalendlyConnection
 
@@ -27,10 +29,10 @@ class CalendlyWebhookView(InboundWebhookView):
 
     def get_connection(self, request, **kwargs):
         with scopes_disabled():
-            conn = CalendlyConnection.objects.select_related("organizer").filter(pk=kwargs.get("connection")).first()
+            conn = CalendlyConnection.objects.select_related("organizer").filter(organizer__slug=kwargs.get("organizer_slug") or "").first()
         if not conn or not conn.organization_uri or "pretix_crm_bridge" not in conn.organizer.get_plugins():
             return None
-        return f"calendly-{conn.pk}", conn.secret("webhook_path_secret"), conn
+        return f"calendly-{conn.pk}", path_secret(conn.organizer, "calendly"), conn
 
     def verify(self, request, body, conn):
         timestamp, signatures = webhooks.parse_keyed_header(request.headers.get("Calendly-Webhook-Signature", ""))
