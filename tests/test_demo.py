@@ -249,6 +249,7 @@ def test_demo_billetweb_and_weezevent_simulators_and_events_import(key, client):
         assert RemoteObject.objects.filter(event=event, kind="order").count() == 5
 
 
+@pytest.mark.django_db
 def test_demo_organiser_is_connected_to_the_crm_simulators_and_a_paid_order_reaches_them(client, django_capture_on_commit_callbacks):
     from pretix.base.models import Order
 
