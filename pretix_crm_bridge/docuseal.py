@@ -19,6 +19,7 @@ and filter it; DocuSeal's webhooks (:mod:`.docuseal_webhooks`) keep it current.
 from functools import cached_property
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
 from django_scopes import scope
@@ -65,16 +66,21 @@ def is_triggered(order):
 
 def prepare_requests(order):
     """Local rows in "waiting to be sent" for the tickets that need a signature (no HTTP): the order pages and the order list
-    filter show them at once."""
+    filter show them at once. Two queries: the tickets without a row, then one insert (a row that appeared meanwhile, e.g.
+    from a job running in parallel, is left alone: a ticket has at most one row)."""
     if not order.event.settings.get(config.DOCUSEAL_ENABLED, as_type=bool) or order.testmode or not is_triggered(order):
         return
     with scope(organizer=order.event.organizer):
-        items = signature_items(order.event)
-        if not items:
-            return
-        existing = set(SignatureRequest.objects.filter(order=order).values_list("position_id", flat=True))
-        for p in order.positions.filter(item_id__in=items).exclude(pk__in=existing):
-            SignatureRequest.objects.get_or_create(position=p, defaults={"order": order, "organizer": order.event.organizer})
+        missing = list(
+            order.positions.filter(Exists(SignatureProduct.objects.filter(event_id=order.event_id, item_id=OuterRef("item_id"))))
+            .exclude(Exists(SignatureRequest.objects.filter(position_id=OuterRef("pk"))))
+            .values_list("pk", flat=True)
+        )
+        if missing:
+            SignatureRequest.objects.bulk_create(
+                [SignatureRequest(position_id=pk, order=order, organizer_id=order.event.organizer_id) for pk in missing],
+                ignore_conflicts=True,
+            )
 
 
 def signer(position):
