@@ -18,10 +18,9 @@ and filter it; DocuSeal's webhooks (:mod:`.docuseal_webhooks`) keep it current.
 """
 from functools import cached_property
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
-from django_scopes import scope
 
 from pretix.base.datasync.datasync import OutboundSyncProvider, StaticMapping, SyncConfigError, datasync_providers
 from pretix.base.datasync.sourcefields import ORDER, ORDER_POSITION
@@ -64,17 +63,38 @@ def is_triggered(order):
 
 
 def prepare_requests(order):
-    """Local rows in "waiting to be sent" for the tickets that need a signature (no HTTP): the order pages and the order list
-    filter show them at once."""
+    """Local rows in "waiting to be sent" for the tickets that need a signature (no HTTP): the order pages, the order list
+    filter and the dashboard show them at once. It runs in the request that marks the order paid, so it is one statement
+    (``INSERT … SELECT``): the order's tickets whose product needs a signature and that have no row yet; a row that
+    appeared meanwhile (a job running in parallel) is left alone, a ticket has at most one row."""
     if not order.event.settings.get(config.DOCUSEAL_ENABLED, as_type=bool) or order.testmode or not is_triggered(order):
         return
-    with scope(organizer=order.event.organizer):
-        items = signature_items(order.event)
-        if not items:
-            return
-        existing = set(SignatureRequest.objects.filter(order=order).values_list("position_id", flat=True))
-        for p in order.positions.filter(item_id__in=items).exclude(pk__in=existing):
-            SignatureRequest.objects.get_or_create(position=p, defaults={"order": order, "organizer": order.event.organizer})
+    with connection.cursor() as cursor:
+        cursor.execute(*_insert_pending_sql(order))
+
+
+def _insert_pending_sql(order):
+    from pretix.base.models import OrderPosition
+    qn = connection.ops.quote_name
+    req, pos, prod = (qn(m._meta.db_table) for m in (SignatureRequest, OrderPosition, SignatureProduct))
+    fixed = {"position": None, "order": order.pk, "organizer": order.event.organizer_id, "updated": now()}
+    columns, values = [], []
+    for field in SignatureRequest._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(qn(field.column))
+        if field.name != "position":
+            value = fixed[field.name] if field.name in fixed else field.get_default()
+            values.append(field.get_db_prep_save(value, connection))
+    select = ", ".join("p.id" if c == qn(SignatureRequest._meta.get_field("position").column) else "%s" for c in columns)
+    sql = (
+        f"INSERT INTO {req} ({', '.join(columns)}) SELECT {select} FROM {pos} p "
+        f"WHERE p.{qn('order_id')} = %s AND NOT p.{qn('canceled')} "
+        f"AND EXISTS (SELECT 1 FROM {prod} sp WHERE sp.{qn('event_id')} = %s AND sp.{qn('item_id')} = p.{qn('item_id')}) "
+        f"AND NOT EXISTS (SELECT 1 FROM {req} r WHERE r.{qn('position_id')} = p.id) "
+        f"ON CONFLICT DO NOTHING"
+    )
+    return sql, [*values, order.pk, order.event_id]
 
 
 def signer(position):

@@ -1,11 +1,14 @@
 """DocuSeal's signal receivers: product setting, order pages, mail placeholder, log texts, order list filter. No HTTP here."""
+import logging
 from urllib.parse import urlsplit
 
 from django import forms
 from django.db.models import Exists, OuterRef
 from django.dispatch import receiver
 from django.template.loader import get_template
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _, pgettext_lazy
+from django_scopes import scope
 
 from pretix.base.logentrytypes import OrderLogEntryType, log_entry_types
 from pretix.base.services.placeholders import SimpleFunctionalTextPlaceholder
@@ -18,6 +21,8 @@ from . import config
 from .docuseal_client import form_script_url
 from .forms import SignatureItemForm
 from .models import SignatureProduct, SignatureRequest
+
+logger = logging.getLogger(__name__)
 
 
 def _requests(order):
@@ -89,29 +94,53 @@ def allow_docuseal_form(sender, request, response, **kwargs):
 
 
 def signature_links(order, event):
-    """The ``{signature_links}`` text: one line per ticket still to sign, with its link (or the order page until it exists)."""
+    """The ``{signature_links}`` text: one line per ticket still to sign, with its link (or the order page until it exists).
+    One query (the order's tickets that need a signature, with their requests); the order page's address is built once,
+    and only when a ticket has no signing link yet."""
     if not event.settings.get(config.DOCUSEAL_ENABLED, as_type=bool):
         return ""
-    from .docuseal import signature_items
-    items = signature_items(event)
-    if not items:
-        return ""
-    known = {r.position_id: r for r in _requests(order)}
-    order_url = build_absolute_uri(event, "presale:event.order", kwargs={"order": order.code, "secret": order.secret})
+    with scope(organizer=event.organizer):  # a lazy value may be computed outside the scope it was created in
+        positions = list(order.positions.filter(
+            Exists(SignatureProduct.objects.filter(event_id=event.pk, item_id=OuterRef("item_id")))
+        ).select_related("item", "crm_signature_request").order_by("positionid"))
+    order_url = None
     lines = []
-    for p in order.positions.filter(item_id__in=items).select_related("item").order_by("positionid"):
-        r = known.get(p.pk)
+    for p in positions:
+        r = getattr(p, "crm_signature_request", None)
         if r and not r.is_open:
             continue
+        link = r.signing_url if r and r.signing_url else None
+        if not link:
+            if order_url is None:
+                order_url = build_absolute_uri(event, "presale:event.order", kwargs={"order": order.code, "secret": order.secret})
+            link = order_url
         label = str(p.item.name) + (f" ({p.attendee_name})" if p.attendee_name else "")
-        lines.append(f"{label}: {r.signing_url if r and r.signing_url else order_url}")
+        lines.append(f"{label}: {link}")
     return "\n".join(lines)
+
+
+def _lazy_text(func, *args):
+    """``func(*args)`` as a lazy string, computed once on first use. pretix renders every placeholder of an e-mail
+    (``get_email_context``), but its formatting (``pretix.helpers.format.format_map``: ``str()``, then escaping and
+    linking in the HTML part) only touches the values of the placeholders the text contains: a mail without
+    ``{signature_links}`` costs nothing. Errors are logged and shown as pretix shows a failed placeholder."""
+    done = []
+
+    def value():
+        if not done:
+            try:
+                done.append(func(*args))
+            except Exception:  # noqa: B902 - the e-mail goes out anyway, as with any failing placeholder
+                logger.exception("Failed to process template placeholder signature_links.")
+                done.append("(error)")
+        return done[0]
+    return lazy(value, str)()
 
 
 @receiver(register_mail_placeholders, dispatch_uid="pretix_crm_bridge_docuseal_placeholders")
 def placeholders(sender, **kwargs):
     return [SimpleFunctionalTextPlaceholder(
-        "signature_links", ["order", "event"], signature_links,
+        "signature_links", ["order", "event"], lambda order, event: _lazy_text(signature_links, order, event),
         lambda event: "Ticket (Jane Doe): https://docuseal.example/s/AbCdEf12345",
     )]
 

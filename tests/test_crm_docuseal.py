@@ -566,25 +566,84 @@ def test_mail_placeholder(sent, ds_event, item):
     with scope(organizer=ds_event.organizer):
         from pretix.base.email import get_email_context
         ctx = get_email_context(event=ds_event, order=order)
-    assert ctx["signature_links"] == f"Ticket (Jane Doe): {req.signing_url}"
+    assert str(ctx["signature_links"]) == f"Ticket (Jane Doe): {req.signing_url}"
     # before the queue ran, the link is the order page (where the form appears)
     order2 = make_order(ds_event, item)
     pay(order2)
     with scope(organizer=ds_event.organizer):
         ctx = get_email_context(event=ds_event, order=order2)
-    assert re.match(rf"^Ticket \(Jane Doe\): http.*/order/{order2.code}/{order2.secret}/$", ctx["signature_links"])
+    assert re.match(rf"^Ticket \(Jane Doe\): http.*/order/{order2.code}/{order2.secret}/$", str(ctx["signature_links"]))
+
+
+def _html_part(m):
+    """The text/html part of a sent mail (pretix puts it in a multipart/related with its images)."""
+    for content, mimetype in m.alternatives:
+        if mimetype == "text/html":
+            return content
+        for part in content.walk():
+            if part.get_content_type() == "text/html":
+                return part.get_payload(decode=True).decode()
+    raise AssertionError("no HTML part")
+
+
+def _html_link(html, url):
+    """``url`` as a link in an HTML mail part (pretix escapes the text, then turns addresses into links)."""
+    from django.utils.html import escape
+    return f'href="{escape(url)}"' in html
 
 
 @pytest.mark.django_db
 def test_mail_placeholder_in_the_order_paid_email(ds_event, item, fake_docuseal, django_capture_on_commit_callbacks):
-    """The organiser puts {signature_links} in the "order paid" email text; pretix sends it when the order is paid."""
+    """The organiser puts {signature_links} in the "order paid" email text; pretix sends it when the order is paid,
+    the link in the plain text and, as a link, in the HTML part."""
     ds_event.settings.set("mail_text_order_paid", "Thanks! Please sign: {signature_links}")
     order = make_order(ds_event, item)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         pay(order)
-    body = [m for m in mail.outbox if "Please sign" in m.body][0].body
-    assert "Ticket (Jane Doe): http" in body and f"/order/{order.code}/{order.secret}/" in body
+    m = [m for m in mail.outbox if "Please sign" in m.body][0]
+    assert "Ticket (Jane Doe): http" in m.body and f"/order/{order.code}/{order.secret}/" in m.body
+    url = re.search(r"Ticket \(Jane Doe\): (\S+)", m.body).group(1)
+    html = _html_part(m)
+    assert "Please sign" in html and "Ticket (Jane Doe): " in html and _html_link(html, url)
+
+
+@pytest.mark.django_db
+def test_mail_placeholder_signing_link_in_plain_and_html(sent, ds_event):
+    """Once the request exists, a mail with {signature_links} carries the signing link itself, in both parts."""
+    from i18nfield.strings import LazyI18nString
+
+    from pretix.base.email import get_email_context
+    order, req = sent
+    mail.outbox.clear()
+    with scope(organizer=ds_event.organizer):
+        order.send_mail("Sign", LazyI18nString("Please sign:\n\n{signature_links}"), get_email_context(event=ds_event, order=order))
+    m = mail.outbox[-1]
+    assert f"Ticket (Jane Doe): {req.signing_url}" in m.body
+    # pretix escapes it (and links addresses whose host has a TLD; the fake's 127.0.0.1 has none)
+    from django.utils.html import escape
+    assert f"Ticket (Jane Doe): {escape(req.signing_url)}" in _html_part(m)
+
+
+@pytest.mark.django_db
+def test_mail_without_the_placeholder_does_not_compute_it(sent, ds_event, item):
+    """pretix renders every placeholder for every e-mail: {signature_links} is only computed when the text uses it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from i18nfield.strings import LazyI18nString
+
+    from pretix.base.email import get_email_context
+    order, req = sent
+    with scope(organizer=ds_event.organizer):
+        with CaptureQueriesContext(connection) as ctx:
+            context = get_email_context(event=ds_event, order=order)
+            order.send_mail("Hello", LazyI18nString("Hello {name}"), context)
+        assert not [q for q in ctx.captured_queries if "signatureproduct" in q["sql"] or "signaturerequest" in q["sql"]]
+        with CaptureQueriesContext(connection) as ctx:
+            order.send_mail("Sign", LazyI18nString("Sign: {signature_links}"), context)
+        used = [q for q in ctx.captured_queries if "signatureproduct" in q["sql"] or "signaturerequest" in q["sql"]]
+    assert len(used) == 1  # the tickets and their requests in one query, computed once for both parts
+    assert req.signing_url in mail.outbox[-1].body
 
 
 # -- control panel ----------------------------------------------------------------------------------------------
@@ -835,3 +894,36 @@ def test_data_shredder(client, organizer, ds_event, item, fake_docuseal, django_
         shredder.shred_data()
     [req] = requests_of(order)
     assert (req.signing_url, req.decline_reason, req.status) == ("", "", "declined")
+
+
+# -- cost of the request that marks an order paid -------------------------------------------------------------
+
+def _paid_queries(order):
+    """The SQL statements of the request that marks ``order`` paid, without savepoints and without hierarkey's settings
+    reads (served from the cache in production; inside a test's transaction, after a settings change, every read goes
+    to the database)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    with CaptureQueriesContext(connection) as ctx:
+        pay(order)
+    return [q["sql"] for q in ctx.captured_queries
+            if "SAVEPOINT" not in q["sql"] and "_settingsstore" not in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_marking_paid_with_docuseal_adds_only_a_few_queries(ds_event, item, fake_docuseal):
+    """DocuSeal on adds at most a few queries to the request that marks an order paid (its e-mail included), and no
+    HTTP: the rows of the tickets without a request (one INSERT … SELECT), pretix's queue entry (two)."""
+    orders = [make_order(ds_event, item, count=3) for _ in range(4)]
+    pay(orders[0])  # warm-up (content types, ...)
+    on = _paid_queries(orders[1])
+    ds_event.settings.set(config.DOCUSEAL_ENABLED, False)
+    pay(orders[2])
+    off = _paid_queries(orders[3])
+    assert [r.status for r in requests_of(orders[1])] == ["pending"] * 3  # still shown at once
+    assert requests_of(orders[3]) == []
+    assert fake_docuseal.requests == []
+    extra = [q for q in on if "signaturerequest" in q or "signatureproduct" in q]
+    assert len(extra) == 1 and extra[0].startswith("INSERT"), extra
+    assert len(on) - len(off) <= 3, f"{len(on)} queries with DocuSeal on, {len(off)} off:\n" + "\n".join(
+        q for q in on if q not in off)
