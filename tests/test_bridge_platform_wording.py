@@ -118,8 +118,7 @@ def test_helloasso_orders_keep_their_historical_keys_and_name(ha_event, ha_conne
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("platform", ["billetweb", "weezevent"])
-def test_imported_payments_belong_to_the_platforms_own_payment_provider(platform, request, admin_client,
-                                                                         django_capture_on_commit_callbacks):
+def test_imported_payments_belong_to_the_platforms_own_payment_provider(platform, request, admin_client, django_capture_on_commit_callbacks):
     """A Billetweb or Weezevent payment is shown as such on the order page and in the API, not as a raw identifier."""
     prefix = {"billetweb": "bw", "weezevent": "wz"}[platform]
     event = request.getfixturevalue(f"{prefix}_event")
