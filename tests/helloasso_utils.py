@@ -1,8 +1,11 @@
 """Shared fixtures of the HelloAsso bridge tests: an organiser connected to the fake HelloAsso, an event using the plugin."""
 import pytest
+from django_scopes import scopes_disabled
 
 from pretix.base.models import Team, User
 
+from pretix_helloasso_bridge.models import RemoteObject, SyncReport
+from pretix_helloasso_bridge.sync import run_sync
 from pretix_integrations_core import crypto
 from pretix_integrations_core.testing.billetweb import DEMO_KEY as BW_KEY, DEMO_USER as BW_USER
 from pretix_integrations_core.testing.helloasso import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION
@@ -66,3 +69,22 @@ def team_client(client, organizer, email, **perms):
     team.members.add(user)
     assert client.login(email=email, password="team-password")
     return client
+
+
+def orders_of(event):
+    """{remote order id: pretix order} of what the bridge imported into ``event``."""
+    with scopes_disabled():
+        return {ro.remote_id: ro.order for ro in RemoteObject.objects.filter(event=event, kind="order").select_related("order")}
+
+
+def sync(event, **kw):
+    """Run a sync of ``event`` and insist it succeeded."""
+    report = run_sync(event, **kw)
+    assert report.state == SyncReport.SUCCESS, report.error
+    return report
+
+
+def position(event, remote_id):
+    """The pretix position imported for the platform's ticket ``remote_id``."""
+    with scopes_disabled():
+        return RemoteObject.objects.get(event=event, kind="position", remote_id=str(remote_id)).position

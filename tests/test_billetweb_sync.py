@@ -6,31 +6,17 @@ from django_scopes import scopes_disabled
 
 from pretix.base.models import CheckinList, Order, OrderPosition, Question, Team
 
-from pretix_helloasso_bridge.models import FormLink, RemoteObject, SyncReport
+from pretix_helloasso_bridge.models import FormLink, SyncReport
 from pretix_helloasso_bridge.sync import run_sync
 from pretix_integrations_core.errors import ServiceConfigurationError, ServiceRateLimited
+
+from .helloasso_utils import orders_of, position, sync
 
 
 @pytest.fixture
 def linked(bw_event):
     FormLink.objects.create(event=bw_event, provider="billetweb", form_ref="1350001")
     return bw_event
-
-
-def orders_of(event):
-    with scopes_disabled():
-        return {ro.remote_id: ro.order for ro in RemoteObject.objects.filter(event=event, kind="order").select_related("order")}
-
-
-def sync(event, **kw):
-    report = run_sync(event, **kw)
-    assert report.state == SyncReport.SUCCESS, report.error
-    return report
-
-
-def position(event, ticket_id):
-    with scopes_disabled():
-        return RemoteObject.objects.get(event=event, kind="position", remote_id=str(ticket_id)).position
 
 
 @pytest.mark.django_db

@@ -5,9 +5,11 @@ from django_scopes import scopes_disabled
 
 from pretix.base.models import LogEntry
 
-from pretix_helloasso_bridge.models import FormLink, RemoteObject, SyncReport
+from pretix_helloasso_bridge.models import FormLink, SyncReport
 from pretix_helloasso_bridge.notifications import SyncFailed
 from pretix_helloasso_bridge.sync import run_sync
+
+from .helloasso_utils import orders_of
 
 
 def event_url(event, suffix=""):
@@ -24,11 +26,6 @@ def link_through_page(client, event, ref, capture):
     assert "The first import has started." in r.content.decode()
     with scopes_disabled():
         assert FormLink.objects.get(event=event).last_success
-
-
-def orders_of(event):
-    with scopes_disabled():
-        return {ro.remote_id: ro.order for ro in RemoteObject.objects.filter(event=event, kind="order").select_related("order")}
 
 
 def bridge_logs(event):

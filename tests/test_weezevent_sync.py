@@ -6,32 +6,18 @@ from django_scopes import scopes_disabled
 
 from pretix.base.models import CheckinList, Order, OrderPosition, Team
 
-from pretix_helloasso_bridge.models import FormLink, RemoteObject, SyncReport
+from pretix_helloasso_bridge.models import FormLink, SyncReport
 from pretix_helloasso_bridge.sync import run_sync
 from pretix_integrations_core import crypto
 from pretix_integrations_core.errors import ServiceConfigurationError, ServiceRateLimited
+
+from .helloasso_utils import orders_of, position, sync
 
 
 @pytest.fixture
 def linked(wz_event):
     FormLink.objects.create(event=wz_event, provider="weezevent", form_ref="512345")
     return wz_event
-
-
-def orders_of(event):
-    with scopes_disabled():
-        return {ro.remote_id: ro.order for ro in RemoteObject.objects.filter(event=event, kind="order").select_related("order")}
-
-
-def sync(event, **kw):
-    report = run_sync(event, **kw)
-    assert report.state == SyncReport.SUCCESS, report.error
-    return report
-
-
-def position(event, pid):
-    with scopes_disabled():
-        return RemoteObject.objects.get(event=event, kind="position", remote_id=str(pid)).position
 
 
 @pytest.mark.django_db
